@@ -1,0 +1,489 @@
+#include "core/core.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/ids.h"
+#include "core/status_map.h"
+#include "core/validation.h"
+#include "spdlog/spdlog.h"
+
+namespace coordd::core {
+namespace {
+
+constexpr auto kSweepInterval = std::chrono::milliseconds(50);
+constexpr size_t kRememberEndedSessions = 4096;
+
+void runAll(std::vector<std::function<void()>>& deferred) {
+  for (auto& fn : deferred) fn();
+}
+
+}  // namespace
+
+const char* lockStateName(LockState state) {
+  switch (state) {
+    case LockState::kHeld:
+      return "HELD";
+    case LockState::kNotHeld:
+      return "NOT_HELD";
+    case LockState::kSuspended:
+      return "SUSPENDED";
+    case LockState::kLost:
+      return "LOST";
+    case LockState::kRestored:
+      return "RESTORED";
+  }
+  return "UNKNOWN";
+}
+
+const char* candidateStatusName(CandidateStatus status) {
+  switch (status) {
+    case CandidateStatus::kNotCandidate:
+      return "NOT_CANDIDATE";
+    case CandidateStatus::kPrimary:
+      return "PRIMARY";
+    case CandidateStatus::kSecondary:
+      return "SECONDARY";
+    case CandidateStatus::kSuspended:
+      return "SUSPENDED";
+    case CandidateStatus::kTerminated:
+      return "TERMINATED";
+  }
+  return "UNKNOWN";
+}
+
+Core::Core(CoreOptions options, backend::Backend& backend) : options_(std::move(options)), backend_(backend) {}
+
+Core::~Core() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+void Core::start() {
+  backend_.start(this);
+  sweeper_ = std::thread([this] { sweeperLoop(); });
+}
+
+void Core::shutdown(const std::string& reason, absl::Duration drain) {
+  Deferred deferred;
+  if (options_.on_readiness) options_.on_readiness(false);
+  std::unique_lock<std::mutex> lock(mu_);
+  stopping_ = true;
+  std::vector<std::string> ids;
+  for (const auto& [id, session] : sessions_) ids.push_back(id);
+  for (const auto& id : ids) endSession(id, reason, deferred, nullptr);
+  for (auto& [id, entry] : observers_) entry.observer->onClosed(reason);
+  observers_.clear();
+  spdlog::info("shutdown: ended {} sessions, waiting for {} coordinator deletes", ids.size(), inflight_deletes_);
+  lock.unlock();
+  runAll(deferred);
+  lock.lock();
+  bool drained = cv_.wait_for(lock, absl::ToChronoMilliseconds(drain), [this] { return inflight_deletes_ == 0; });
+  if (!drained) spdlog::warn("shutdown: {} coordinator deletes still pending after the drain bound", inflight_deletes_);
+  cv_.notify_all();
+  lock.unlock();
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+absl::Status Core::serving() const {
+  if (stopping_) return absl::UnavailableError("daemon shutting down");
+  if (!ready_) return absl::UnavailableError("not connected to the coordinator yet; retry");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Core::Session*> Core::findSession(const std::string& session_id) {
+  if (auto status = validateSessionId(session_id); !status.ok()) return status;
+  auto it = sessions_.find(session_id);
+  if (it != sessions_.end()) return &it->second;
+  auto ended = ended_.find(session_id);
+  if (ended != ended_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("session_id: session ", session_id, " ended: ", ended->second));
+  }
+  return absl::NotFoundError(absl::StrCat("session_id: no session ", session_id));
+}
+
+absl::Status Core::admitHold(const Session& session) const {
+  if (static_cast<int64_t>(session.holds()) >= options_.limits.max_holds_per_session) {
+    return absl::ResourceExhaustedError(absl::StrCat("session ", session.id, " holds ", session.holds(),
+                                                     " locks, waits and candidacies: the limit "
+                                                     "(limits.max_holds_per_session)"));
+  }
+  return absl::OkStatus();
+}
+
+backend::OwnerRecord Core::ownerOf(const Session& session) const {
+  return backend::OwnerRecord{options_.node_id, session.id, session.owner, session.attributes};
+}
+
+void Core::send(Session& session, Event event) {
+  if (!session.sink) return;
+  session.sink->send(event);
+  session.last_sent = Clock::now();
+}
+
+void Core::sendLock(Session& session, const std::string& name, LockState state, int64_t token,
+                    const std::string& reason) {
+  spdlog::info("lock {}: name=\"{}\" owner=\"{}\" session={} token={}{}{}", lockStateName(state), name,
+               session.owner, session.id, token, reason.empty() ? "" : " reason=", reason);
+  Event event;
+  event.kind = Event::Kind::kLock;
+  event.name = name;
+  event.lock_state = state;
+  event.token = token;
+  event.reason = reason;
+  send(session, std::move(event));
+}
+
+// --- Sessions ---------------------------------------------------------------
+
+absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chrono::milliseconds ttl,
+                                              const std::map<std::string, std::string>& attributes) {
+  if (auto status = validateName("owner", owner); !status.ok()) return status;
+  if (auto status = validateTtl(ttl); !status.ok()) return status;
+  if (auto status = validateAttributes(attributes); !status.ok()) return status;
+  if (ttl.count() == 0) ttl = kDefaultTtl;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto status = serving(); !status.ok()) return status;
+  if (static_cast<int64_t>(sessions_.size()) >= options_.limits.max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat("sessions: ", sessions_.size(),
+                                                     " open, the limit (limits.max_sessions); close some first"));
+  }
+  std::string id;
+  do {
+    id = randomHex(16);
+  } while (sessions_.count(id) != 0 || ended_.count(id) != 0);
+
+  Session session;
+  session.id = id;
+  session.owner = owner;
+  session.attributes = attributes;
+  session.ttl = ttl;
+  absl::Duration timeout = backend_.info().session_timeout;
+  session.window = timeout == absl::InfiniteDuration() ? ttl : std::min(ttl, absl::ToChronoMilliseconds(timeout));
+  session.last_ping = session.last_sent = Clock::now();
+  SessionInfo info{id, ttl, session.window, options_.node_id};
+  sessions_.emplace(id, std::move(session));
+  spdlog::info("session opened: session={} owner=\"{}\" ttl={}ms", id, owner, ttl.count());
+  return info;
+}
+
+absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = findSession(session_id);
+  if (!session.ok()) return session.status();
+  Session& s = **session;
+  if (s.sink) return absl::AlreadyExistsError("session_id: a KeepAlive stream is already open for this session");
+  s.sink = std::move(sink);
+  s.last_ping = Clock::now();
+  Event hello;
+  hello.link = link_;
+  hello.window = s.window;
+  send(s, hello);
+  return absl::OkStatus();
+}
+
+absl::Status Core::ping(const std::string& session_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = findSession(session_id);
+  if (!session.ok()) return session.status();
+  (*session)->last_ping = Clock::now();
+  return absl::OkStatus();
+}
+
+void Core::detachStream(const std::string& session_id, const EventSink* sink) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second.sink.get() != sink) return;
+    endSession(session_id, "keepalive stream broken (client gone)", deferred, nullptr);
+  }
+  runAll(deferred);
+}
+
+void Core::closeSession(const std::string& session_id, StatusReply reply) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto session = findSession(session_id);
+    if (!session.ok()) {
+      deferred.push_back([reply, status = session.status()] { reply(status); });
+    } else {
+      endSession(session_id, "closed by client", deferred, [reply] { reply(absl::OkStatus()); });
+    }
+  }
+  runAll(deferred);
+}
+
+void Core::endSession(const std::string& session_id, const std::string& reason, Deferred& deferred,
+                      std::function<void()> done) {
+  auto it = sessions_.find(session_id);
+  Session session = std::move(it->second);
+  sessions_.erase(it);
+  ended_[session_id] = reason;
+  ended_order_.push_back(session_id);
+  if (ended_order_.size() > kRememberEndedSessions) {
+    ended_.erase(ended_order_.front());
+    ended_order_.pop_front();
+  }
+
+  for (const auto& [name, waiter_id] : session.waits) {
+    finishAcquire(waiter_id, absl::FailedPreconditionError(absl::StrCat("session ended: ", reason)), deferred);
+  }
+  // Runs `done` after the last coordinator delete of this session.
+  auto remaining = std::make_shared<size_t>(1);
+  auto one_done = [this, remaining, done]() {
+    bool last;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last = --*remaining == 0;
+    }
+    if (last && done) done();
+  };
+  for (const auto& [name, held] : session.locks) {
+    lock_index_.erase({name, held.token});
+    ++*remaining;
+    deleteLock(name, held.token, one_done);
+    sendLock(session, name, LockState::kLost, held.token, absl::StrCat("session ended: ", reason));
+  }
+  for (auto& [election, candidacy] : session.candidacies) {
+    if (candidacy.registering || candidacy.terminated) continue;  // nothing (yet) in the coordinator
+    candidacy_index_.erase({election, candidacy.term});
+    ++*remaining;
+    deleteCandidate(election, candidacy.term, one_done);
+    candidacy.terminated = true;
+    candidacy.reason = absl::StrCat("session ended: ", reason);
+    sendElection(session, election, candidacy);
+  }
+  if (session.sink) {
+    Event ended;
+    ended.kind = Event::Kind::kEnded;
+    ended.reason = reason;
+    session.sink->send(ended);
+    session.sink->close();
+  }
+  spdlog::info("session ended: session={} owner=\"{}\" reason=\"{}\" released={} withdrawn={}", session_id,
+               session.owner, reason, session.locks.size(), session.candidacies.size());
+  // Drops the initial count outside the lock.
+  deferred.push_back(one_done);
+}
+
+void Core::deleteLock(const std::string& name, int64_t token, std::function<void()> done) {
+  ++inflight_deletes_;
+  backend_.unlock(name, token, [this, name, token, done](absl::Status status) {
+    onDeleted(Orphan{true, name, token}, status);
+    if (done) done();
+  });
+}
+
+void Core::deleteCandidate(const std::string& election, int64_t term, std::function<void()> done) {
+  ++inflight_deletes_;
+  backend_.resign(election, term, [this, election, term, done](absl::Status status) {
+    onDeleted(Orphan{false, election, term}, status);
+    if (done) done();
+  });
+}
+
+void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --inflight_deletes_;
+  if (status.ok() || absl::IsNotFound(status) || absl::IsAborted(status)) {
+    // Done, already gone, or gone with the expired coordinator session.
+  } else {
+    spdlog::warn("could not delete {} \"{}\" token={} ({}); will retry", orphan.is_lock ? "lock" : "candidacy",
+                 orphan.name, orphan.token, status.ToString());
+    orphans_.push_back(orphan);
+  }
+  cv_.notify_all();
+}
+
+// --- Coordinator link -------------------------------------------------------
+
+void Core::onLinkState(backend::LinkState state) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    spdlog::log(state == backend::LinkState::kConnected || state == backend::LinkState::kReconnected
+                    ? spdlog::level::info
+                    : spdlog::level::warn,
+                "coordinator link {}", backend::linkStateName(state));
+    switch (state) {
+      case backend::LinkState::kSuspended:
+        link_ = state;
+        for (auto& [id, session] : sessions_) {
+          for (auto& [name, held] : session.locks) {
+            if (held.suspended) continue;
+            held.suspended = true;
+            sendLock(session, name, LockState::kSuspended, held.token, "coordinator link suspended");
+          }
+          for (auto& [election, candidacy] : session.candidacies) {
+            if (candidacy.registering || candidacy.terminated || candidacy.suspended) continue;
+            candidacy.suspended = true;
+            sendElection(session, election, candidacy);
+          }
+        }
+        break;
+      case backend::LinkState::kReconnected:
+        link_ = backend::LinkState::kConnected;
+        verifyAfterReconnect();
+        break;
+      case backend::LinkState::kExpired:
+        link_ = state;
+        ++epoch_;
+        orphans_.clear();  // the coordinator deleted them with the session
+        for (auto& [id, session] : sessions_) {
+          for (const auto& [name, held] : session.locks) {
+            lock_index_.erase({name, held.token});
+            sendLock(session, name, LockState::kLost, held.token, "coordinator session expired");
+          }
+          session.locks.clear();
+          for (auto& [election, candidacy] : session.candidacies) {
+            if (!candidacy.terminated) terminateCandidacy(session, election, "coordinator session expired");
+          }
+        }
+        break;
+      case backend::LinkState::kConnected:
+        link_ = state;
+        if (!ready_) {
+          ready_ = true;
+          spdlog::info("ready: node {} serving", options_.node_id);
+        }
+        for (auto& [election, watch] : watched_) {
+          backend_.watchElection(election);
+          publishLeader(election);
+        }
+        break;
+    }
+    bool serving = link_ == backend::LinkState::kConnected && !stopping_;
+    if (serving != serving_reported_ && options_.on_readiness) {
+      serving_reported_ = serving;
+      deferred.push_back([this, serving] { options_.on_readiness(serving); });
+    }
+    cv_.notify_all();  // the sweeper rejoins and retries orphans
+  }
+  runAll(deferred);
+}
+
+void Core::onLeaderChanged(const std::string& election, const std::optional<backend::Candidate>& leader) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, entry] : observers_) {
+    if (entry.election == election) entry.observer->onLeader(leader);
+  }
+}
+
+void Core::publishLeader(const std::string& election) {
+  backend_.leader(election, [this, election](absl::StatusOr<std::optional<backend::Candidate>> leader) {
+    if (leader.ok()) onLeaderChanged(election, *leader);
+  });
+}
+
+absl::StatusOr<int64_t> Core::addObserver(const std::string& election, std::shared_ptr<LeaderObserver> observer) {
+  if (auto status = validateName("election", election); !status.ok()) return status;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto status = serving(); !status.ok()) return status;
+  int64_t id = next_id_++;
+  observers_[id] = Observer{election, observer};
+  if (watched_[election]++ == 0) backend_.watchElection(election);
+  backend_.leader(election, [this, id](absl::StatusOr<std::optional<backend::Candidate>> leader) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = observers_.find(id);
+    if (it != observers_.end() && leader.ok()) it->second.observer->onLeader(*leader);
+  });
+  return id;
+}
+
+void Core::removeObserver(int64_t observer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = observers_.find(observer_id);
+  if (it == observers_.end()) return;
+  std::string election = it->second.election;
+  observers_.erase(it);
+  if (--watched_[election] == 0) {
+    watched_.erase(election);
+    backend_.unwatchElection(election);
+  }
+}
+
+DaemonStatus Core::daemonStatus() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  DaemonStatus status;
+  status.link = link_;
+  status.ready = ready_ && !stopping_ && link_ == backend::LinkState::kConnected;
+  status.sessions = static_cast<int64_t>(sessions_.size());
+  status.lock_waiters = static_cast<int64_t>(acquires_.size());
+  for (const auto& [id, session] : sessions_) {
+    status.locks_held += static_cast<int64_t>(session.locks.size());
+    status.candidacies += static_cast<int64_t>(session.candidacies.size());
+  }
+  return status;
+}
+
+// --- Background work --------------------------------------------------------
+
+void Core::sweeperLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, kSweepInterval);
+    if (stopping_) break;
+    Deferred deferred;
+    sweep(deferred);
+    lock.unlock();
+    runAll(deferred);
+    lock.lock();
+  }
+}
+
+void Core::sweep(Deferred& deferred) {
+  const auto now = Clock::now();
+  std::vector<std::string> expired;
+  for (auto& [id, session] : sessions_) {
+    if (now - session.last_ping > session.ttl) {
+      expired.push_back(id);
+    } else if (session.sink && now - session.last_sent >= session.window / 3) {
+      Event heartbeat;
+      heartbeat.link = link_;
+      heartbeat.window = session.window;
+      send(session, heartbeat);
+    }
+  }
+  for (const auto& id : expired) {
+    endSession(id, absl::StrCat("ttl expired: no ping for ", sessions_.at(id).ttl.count(), " ms"), deferred,
+               nullptr);
+  }
+
+  std::vector<int64_t> timed_out;
+  for (const auto& [waiter_id, pending] : acquires_) {
+    if (pending.deadline <= now) timed_out.push_back(waiter_id);
+  }
+  for (int64_t waiter_id : timed_out) {
+    const auto& pending = acquires_.at(waiter_id);
+    finishAcquire(waiter_id,
+                  absl::DeadlineExceededError(absl::StrCat("timeout_ms: lock '", pending.name, "' not acquired in time")),
+                  deferred);
+  }
+
+  if (link_ != backend::LinkState::kConnected) return;
+  std::vector<Orphan> orphans;
+  orphans.swap(orphans_);
+  for (const auto& orphan : orphans) {
+    if (orphan.is_lock) {
+      deleteLock(orphan.name, orphan.token, nullptr);
+    } else {
+      deleteCandidate(orphan.name, orphan.token, nullptr);
+    }
+  }
+  for (auto& [id, session] : sessions_) {
+    for (auto& [election, candidacy] : session.candidacies) {
+      if (candidacy.terminated && candidacy.rejoin && !candidacy.registering) {
+        registerCandidacy(id, election, nullptr);
+      }
+    }
+  }
+}
+
+}  // namespace coordd::core

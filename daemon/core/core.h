@@ -1,0 +1,213 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "backend/backend.h"
+#include "core/types.h"
+
+namespace coordd::core {
+
+template <typename T>
+using Reply = std::function<void(absl::StatusOr<T>)>;
+using StatusReply = std::function<void(absl::Status)>;
+
+struct CoreOptions {
+  std::string node_id;  // 32 lowercase hex
+  Limits limits;
+  // Told whether the daemon can serve, whenever that changes (health checks).
+  // Runs without the core's lock.
+  std::function<void(bool)> on_readiness;
+};
+
+// The backend-neutral state machines: client sessions (local leases), locks,
+// elections and the reaction to the coordinator link. Everything a client
+// may ask is answered here; the gRPC layer only translates.
+//
+// Threading: public methods may be called from any thread and never block on
+// the coordinator; replies run on the backend thread or on the caller's
+// thread, never with the core's lock held. One mutex guards all state: the
+// operations are short and the coordinator round trips happen outside it.
+//
+// NOTE: simplifying assumptions.
+// * Release, resign and session end remove the local record first and then
+//   delete in the coordinator; a delete that fails while the link is down is
+//   kept as an orphan and retried by the sweeper until done or the
+//   coordinator session expires (which deletes it anyway).
+class Core : private backend::Listener {
+ public:
+  Core(CoreOptions options, backend::Backend& backend);
+  ~Core() override;
+
+  // Connects the backend and starts the sweeper thread.
+  void start();
+  // Graceful shutdown: refuses new work, ends every session with `reason`
+  // (releasing everything in the coordinator), closes observers, and waits up
+  // to `drain` for the coordinator deletes. Does not stop the backend.
+  void shutdown(const std::string& reason, absl::Duration drain);
+
+  // --- Sessions ------------------------------------------------------------
+  absl::StatusOr<SessionInfo> openSession(const std::string& owner, std::chrono::milliseconds ttl,
+                                          const std::map<std::string, std::string>& attributes);
+  // Binds the KeepAlive stream; at most one per session.
+  absl::Status attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink);
+  absl::Status ping(const std::string& session_id);
+  // The stream ended. If it is still the session's stream, the session ends:
+  // a broken stream means the client process is gone.
+  void detachStream(const std::string& session_id, const EventSink* sink);
+  // Ends the session; the reply comes once the coordinator deletes are done.
+  void closeSession(const std::string& session_id, StatusReply reply);
+
+  // --- Locks ---------------------------------------------------------------
+  void tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply);
+  // Returns the waiter id, for cancelAcquire, or 0 if the reply already ran.
+  int64_t acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
+                  Reply<int64_t> reply);
+  // The caller went away: the waiter is removed, the reply gets
+  // DEADLINE_EXCEEDED.
+  void cancelAcquire(int64_t waiter_id);
+  void release(const std::string& session_id, const std::string& name, StatusReply reply);
+  absl::StatusOr<CheckResult> check(const std::string& session_id, const std::string& name);
+
+  // --- Elections -----------------------------------------------------------
+  void campaign(const std::string& session_id, const std::string& election, const std::string& value,
+                bool rejoin, Reply<ElectionStatus> reply);
+  absl::StatusOr<ElectionStatus> status(const std::string& session_id, const std::string& election);
+  void resign(const std::string& session_id, const std::string& election, StatusReply reply);
+  // Registers an observer; it first gets the current primary. Returns an id
+  // for removeObserver.
+  absl::StatusOr<int64_t> addObserver(const std::string& election, std::shared_ptr<LeaderObserver> observer);
+  void removeObserver(int64_t observer_id);
+
+  DaemonStatus daemonStatus() const;
+
+ private:
+  struct HeldLock {
+    int64_t token = 0;
+    bool suspended = false;
+  };
+  struct Candidacy {
+    int64_t id = 0;    // this registration, to match async completions
+    int64_t term = 0;  // its node's token; 0 while registering
+    std::string value;
+    bool rejoin = true;
+    bool registering = true;
+    bool primary = false;
+    bool suspended = false;
+    bool terminated = false;
+    std::string reason;
+  };
+  struct Session {
+    std::string id;
+    std::string owner;
+    std::map<std::string, std::string> attributes;
+    std::chrono::milliseconds ttl{0};
+    std::chrono::milliseconds window{0};
+    Clock::time_point last_ping;
+    Clock::time_point last_sent;
+    std::shared_ptr<EventSink> sink;
+    std::map<std::string, HeldLock> locks;
+    std::map<std::string, int64_t> waits;  // lock name -> waiter id
+    std::map<std::string, Candidacy> candidacies;
+    size_t holds() const { return locks.size() + waits.size() + candidacies.size(); }
+  };
+  struct PendingAcquire {
+    std::string session_id;
+    std::string name;
+    Clock::time_point deadline;
+    int64_t epoch = 0;
+    Reply<int64_t> reply;
+  };
+  struct Orphan {
+    bool is_lock = true;
+    std::string name;
+    int64_t token = 0;
+  };
+  struct Observer {
+    std::string election;
+    std::shared_ptr<LeaderObserver> observer;
+  };
+  // Work to run once the core's lock is released (replies, mostly).
+  using Deferred = std::vector<std::function<void()>>;
+
+  // backend::Listener
+  void onLinkState(backend::LinkState state) override;
+  void onLockLost(const std::string& name, int64_t token, const std::string& reason) override;
+  void onCandidacyChanged(const std::string& election, int64_t term, bool primary, bool removed,
+                          const std::string& reason) override;
+  void onLeaderChanged(const std::string& election, const std::optional<backend::Candidate>& leader) override;
+
+  absl::StatusOr<Session*> findSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status admitHold(const Session& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status serving() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  backend::OwnerRecord ownerOf(const Session& session) const;
+  void send(Session& session, Event event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sendLock(Session& session, const std::string& name, LockState state, int64_t token,
+                const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sendElection(Session& session, const std::string& election, const Candidacy& candidacy)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ElectionStatus statusOf(const Candidacy& candidacy) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Ends a session: its holds are deleted in the coordinator; `done` runs
+  // once all of those deletes have completed.
+  void endSession(const std::string& session_id, const std::string& reason, Deferred& deferred,
+                  std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes in the coordinator; a retryable failure becomes an orphan.
+  void deleteLock(const std::string& name, int64_t token, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void deleteCandidate(const std::string& election, int64_t term, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void onDeleted(const Orphan& orphan, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Registers `election` for `session_id` in the coordinator; the reply (if
+  // any) gets the resulting status, and the session an event.
+  void registerCandidacy(const std::string& session_id, const std::string& election,
+                         Reply<ElectionStatus> reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void terminateCandidacy(Session& session, const std::string& election, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void verifyAfterReconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void publishLeader(const std::string& election) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void sweeperLoop();
+  void sweep(Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoreOptions options_;
+  backend::Backend& backend_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  backend::LinkState link_ ABSL_GUARDED_BY(mu_) = backend::LinkState::kSuspended;
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;  // connected at least once
+  bool serving_reported_ ABSL_GUARDED_BY(mu_) = false;
+  bool member_registered_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;   // coordinator sessions so far
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t inflight_deletes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  // Recently ended sessions and why, so that late calls get a clear answer.
+  std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> ended_order_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, PendingAcquire> acquires_ ABSL_GUARDED_BY(mu_);
+  // (name, token) -> session id, for notifications from the coordinator.
+  std::map<std::pair<std::string, int64_t>, std::string> lock_index_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int64_t>, std::string> candidacy_index_ ABSL_GUARDED_BY(mu_);
+  std::vector<Orphan> orphans_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Observer> observers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> watched_ ABSL_GUARDED_BY(mu_);  // election -> observer count
+  std::thread sweeper_;
+};
+
+}  // namespace coordd::core

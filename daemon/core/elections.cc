@@ -1,0 +1,236 @@
+// Core: candidacies of client sessions, and the re-verification of every
+// hold after a reconnect.
+#include "absl/strings/str_cat.h"
+#include "core/core.h"
+#include "core/status_map.h"
+#include "core/validation.h"
+#include "spdlog/spdlog.h"
+
+namespace coordd::core {
+
+ElectionStatus Core::statusOf(const Candidacy& candidacy) const {
+  if (candidacy.terminated) return ElectionStatus{CandidateStatus::kTerminated, 0, candidacy.reason};
+  if (candidacy.registering) return ElectionStatus{CandidateStatus::kSecondary, 0, ""};
+  int64_t term = candidacy.primary ? candidacy.term : 0;
+  if (candidacy.suspended || link_ != backend::LinkState::kConnected) {
+    return ElectionStatus{CandidateStatus::kSuspended, term, "coordinator link in doubt"};
+  }
+  return ElectionStatus{candidacy.primary ? CandidateStatus::kPrimary : CandidateStatus::kSecondary, term, ""};
+}
+
+void Core::sendElection(Session& session, const std::string& election, const Candidacy& candidacy) {
+  ElectionStatus status = statusOf(candidacy);
+  spdlog::info("election {}: election=\"{}\" owner=\"{}\" session={} term={}{}{}",
+               candidateStatusName(status.status), election, session.owner, session.id, candidacy.term,
+               status.reason.empty() ? "" : " reason=", status.reason);
+  Event event;
+  event.kind = Event::Kind::kElection;
+  event.name = election;
+  event.status = status.status;
+  event.token = status.term;
+  event.reason = status.reason;
+  send(session, std::move(event));
+}
+
+void Core::campaign(const std::string& session_id, const std::string& election, const std::string& value,
+                    bool rejoin, Reply<ElectionStatus> reply) {
+  absl::Status refused = validateName("election", election);
+  if (refused.ok()) refused = validateValue("value", value);
+  if (refused.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto session = findSession(session_id);
+    if (!session.ok()) {
+      refused = session.status();
+    } else if (auto status = serving(); !status.ok()) {
+      refused = status;
+    } else if (link_ != backend::LinkState::kConnected) {
+      refused = absl::UnavailableError("coordinator link is not connected; retry when it is back");
+    } else {
+      auto& candidacies = (*session)->candidacies;
+      auto existing = candidacies.find(election);
+      bool replaceable = existing != candidacies.end() && existing->second.terminated && !existing->second.rejoin;
+      if (existing != candidacies.end() && !replaceable) {
+        refused = absl::AlreadyExistsError(
+            absl::StrCat("election: this session is already a candidate in '", election, "'"));
+      } else if (auto admit = replaceable ? absl::OkStatus() : admitHold(**session); !admit.ok()) {
+        refused = admit;
+      } else {
+        Candidacy& candidacy = candidacies[election];
+        candidacy = Candidacy{};
+        candidacy.value = value;
+        candidacy.rejoin = rejoin;
+        registerCandidacy(session_id, election, std::move(reply));
+        return;
+      }
+    }
+  }
+  reply(refused);
+}
+
+void Core::registerCandidacy(const std::string& session_id, const std::string& election,
+                             Reply<ElectionStatus> reply) {
+  Session& session = sessions_.at(session_id);
+  Candidacy& candidacy = session.candidacies.at(election);
+  candidacy.id = next_id_++;
+  candidacy.registering = true;
+  int64_t id = candidacy.id;
+  int64_t epoch = epoch_;
+  backend_.campaign(
+      election, ownerOf(session), candidacy.value,
+      [this, session_id, election, id, epoch, reply](absl::StatusOr<backend::Backend::CampaignResult> result) {
+        Deferred deferred;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          Session* session = nullptr;
+          Candidacy* candidacy = nullptr;
+          if (auto s = sessions_.find(session_id); s != sessions_.end()) {
+            session = &s->second;
+            auto c = session->candidacies.find(election);
+            if (c != session->candidacies.end() && c->second.id == id) candidacy = &c->second;
+          }
+          absl::Status failed = result.status();
+          if (result.ok() && (candidacy == nullptr || epoch != epoch_)) {
+            // Resigned, session ended or coordinator session lost meanwhile.
+            if (epoch == epoch_) deleteCandidate(election, result->term, nullptr);
+            failed = candidacy == nullptr ? absl::FailedPreconditionError("the candidacy was withdrawn meanwhile")
+                                          : absl::UnavailableError("coordinator session lost while campaigning");
+          }
+          if (candidacy != nullptr) {
+            candidacy->registering = false;
+            if (!failed.ok() && reply) {
+              session->candidacies.erase(election);
+            } else if (!failed.ok()) {
+              // A rejoin that failed: stays TERMINATED, the sweeper tries again.
+              spdlog::warn("rejoin of election \"{}\" for session {} failed: {}", election, session_id,
+                           failed.ToString());
+            } else {
+              candidacy->terminated = false;
+              candidacy->reason.clear();
+              candidacy->term = result->term;
+              candidacy->primary = result->primary;
+              candidacy->suspended = false;
+              candidacy_index_[{election, result->term}] = session_id;
+              sendElection(*session, election, *candidacy);
+            }
+          }
+          if (reply) {
+            if (failed.ok()) {
+              deferred.push_back([reply, status = statusOf(*candidacy)] { reply(status); });
+            } else {
+              deferred.push_back([reply, status = clientStatus(failed)] { reply(status); });
+            }
+          }
+        }
+        for (auto& fn : deferred) fn();
+      });
+}
+
+void Core::terminateCandidacy(Session& session, const std::string& election, const std::string& reason) {
+  Candidacy& candidacy = session.candidacies.at(election);
+  candidacy_index_.erase({election, candidacy.term});
+  candidacy.terminated = true;
+  candidacy.primary = false;
+  candidacy.suspended = false;
+  candidacy.reason = reason;
+  sendElection(session, election, candidacy);
+}
+
+absl::StatusOr<ElectionStatus> Core::status(const std::string& session_id, const std::string& election) {
+  if (auto status = validateName("election", election); !status.ok()) return status;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = findSession(session_id);
+  if (!session.ok()) return session.status();
+  auto it = (*session)->candidacies.find(election);
+  if (it == (*session)->candidacies.end()) return ElectionStatus{CandidateStatus::kNotCandidate, 0, ""};
+  return statusOf(it->second);
+}
+
+void Core::resign(const std::string& session_id, const std::string& election, StatusReply reply) {
+  absl::Status refused = validateName("election", election);
+  if (refused.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto session = findSession(session_id);
+    if (!session.ok()) {
+      refused = session.status();
+    } else {
+      auto it = (*session)->candidacies.find(election);
+      if (it == (*session)->candidacies.end()) {
+        refused = absl::NotFoundError(absl::StrCat("election: this session is not a candidate in '", election, "'"));
+      } else {
+        Candidacy candidacy = it->second;
+        (*session)->candidacies.erase(it);
+        spdlog::info("election RESIGNED: election=\"{}\" owner=\"{}\" session={} term={}", election,
+                     (*session)->owner, session_id, candidacy.term);
+        if (!candidacy.registering && !candidacy.terminated) {
+          candidacy_index_.erase({election, candidacy.term});
+          deleteCandidate(election, candidacy.term, [reply] { reply(absl::OkStatus()); });
+          return;
+        }
+        // Nothing in the coordinator, or a registration in flight that will
+        // find no candidacy and delete its node.
+      }
+    }
+  }
+  reply(refused);
+}
+
+void Core::onCandidacyChanged(const std::string& election, int64_t term, bool primary, bool removed,
+                              const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = candidacy_index_.find({election, term});
+  if (it == candidacy_index_.end()) return;
+  Session& session = sessions_.at(it->second);
+  if (removed) {
+    terminateCandidacy(session, election, reason);
+    cv_.notify_all();  // the sweeper rejoins
+    return;
+  }
+  Candidacy& candidacy = session.candidacies.at(election);
+  candidacy.primary = primary;
+  sendElection(session, election, candidacy);
+}
+
+void Core::verifyAfterReconnect() {
+  for (auto& [id, session] : sessions_) {
+    for (const auto& [name, held] : session.locks) {
+      backend_.verifyLock(name, held.token, [this, session_id = id, name = name, token = held.token](
+                                                absl::StatusOr<bool> holds) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto s = sessions_.find(session_id);
+        if (s == sessions_.end() || !holds.ok()) return;  // gone, or still in doubt
+        auto l = s->second.locks.find(name);
+        if (l == s->second.locks.end() || l->second.token != token || !l->second.suspended) return;
+        if (*holds) {
+          l->second.suspended = false;
+          sendLock(s->second, name, LockState::kRestored, token, "");
+        } else {
+          s->second.locks.erase(l);
+          lock_index_.erase({name, token});
+          sendLock(s->second, name, LockState::kLost, token, "lock node gone after reconnect");
+        }
+      });
+    }
+    for (const auto& [election, candidacy] : session.candidacies) {
+      if (candidacy.registering || candidacy.terminated) continue;
+      backend_.verifyCandidacy(election, candidacy.term, [this, session_id = id, election = election,
+                                                          cid = candidacy.id](absl::StatusOr<std::optional<bool>> r) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto s = sessions_.find(session_id);
+        if (s == sessions_.end() || !r.ok()) return;
+        auto c = s->second.candidacies.find(election);
+        if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
+        if (!r->has_value()) {
+          terminateCandidacy(s->second, election, "candidacy gone after reconnect");
+          cv_.notify_all();
+          return;
+        }
+        c->second.suspended = false;
+        c->second.primary = **r;
+        sendElection(s->second, election, c->second);
+      });
+    }
+  }
+  for (const auto& [election, count] : watched_) publishLeader(election);
+}
+
+}  // namespace coordd::core

@@ -1,0 +1,217 @@
+// Core: locks of client sessions.
+#include "absl/strings/str_cat.h"
+#include "core/core.h"
+#include "core/status_map.h"
+#include "core/validation.h"
+#include "spdlog/spdlog.h"
+
+namespace coordd::core {
+namespace {
+
+absl::Status linkUp(backend::LinkState link) {
+  if (link == backend::LinkState::kConnected) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("coordinator link ", backend::linkStateName(link), "; retry when it is back"));
+}
+
+}  // namespace
+
+void Core::tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply) {
+  if (auto status = validateName("name", name); !status.ok()) return reply(status);
+  absl::Status refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto session = findSession(session_id);
+    if (!session.ok()) {
+      refused = session.status();
+    } else if (auto status = serving(); !status.ok()) {
+      refused = status;
+    } else if (auto link = linkUp(link_); !link.ok()) {
+      refused = link;
+    } else if ((*session)->locks.count(name) != 0 || (*session)->waits.count(name) != 0) {
+      refused = absl::AlreadyExistsError(absl::StrCat("name: lock '", name, "' is already held by this session"));
+    } else if (auto admit = admitHold(**session); !admit.ok()) {
+      refused = admit;
+    } else {
+      int64_t epoch = epoch_;
+      backend_.tryLock(name, ownerOf(**session),
+                       [this, session_id, name, epoch, reply](absl::StatusOr<backend::TryLockResult> result) {
+                         Deferred deferred;
+                         {
+                           std::lock_guard<std::mutex> lock(mu_);
+                           if (!result.ok()) {
+                             deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
+                           } else if (!result->acquired) {
+                             deferred.push_back([reply, holder = result->holder] {
+                               reply(TryAcquireResult{false, 0, holder});
+                             });
+                           } else {
+                             auto it = sessions_.find(session_id);
+                             absl::Status gone;
+                             if (it == sessions_.end()) {
+                               gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
+                             } else if (epoch != epoch_ || link_ != backend::LinkState::kConnected) {
+                               gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
+                             } else if (it->second.locks.count(name) != 0) {
+                               gone = absl::AlreadyExistsError(
+                                   absl::StrCat("name: lock '", name, "' is already held by this session"));
+                             }
+                             if (!gone.ok()) {
+                               if (epoch == epoch_) deleteLock(name, result->token, nullptr);
+                               deferred.push_back([reply, gone] { reply(gone); });
+                             } else {
+                               it->second.locks[name] = HeldLock{result->token, false};
+                               lock_index_[{name, result->token}] = session_id;
+                               sendLock(it->second, name, LockState::kHeld, result->token, "");
+                               deferred.push_back([reply, token = result->token] {
+                                 reply(TryAcquireResult{true, token, std::nullopt});
+                               });
+                             }
+                           }
+                         }
+                         for (auto& fn : deferred) fn();
+                       });
+      return;
+    }
+  }
+  reply(refused);
+}
+
+int64_t Core::acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
+                      Reply<int64_t> reply) {
+  absl::Status refused = validateName("name", name);
+  if (refused.ok()) refused = validateTimeout(timeout);
+  if (!refused.ok()) {
+    reply(refused);
+    return 0;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto session = findSession(session_id);
+    if (!session.ok()) {
+      refused = session.status();
+    } else if (auto status = serving(); !status.ok()) {
+      refused = status;
+    } else if (auto link = linkUp(link_); !link.ok()) {
+      refused = link;
+    } else if ((*session)->locks.count(name) != 0 || (*session)->waits.count(name) != 0) {
+      refused = absl::AlreadyExistsError(
+          absl::StrCat("name: lock '", name, "' is already held or awaited by this session"));
+    } else if (auto admit = admitHold(**session); !admit.ok()) {
+      refused = admit;
+    } else {
+      int64_t waiter_id = next_id_++;
+      (*session)->waits[name] = waiter_id;
+      acquires_[waiter_id] = PendingAcquire{session_id, name, Clock::now() + timeout, epoch_, std::move(reply)};
+      backend_.lock(name, ownerOf(**session), waiter_id,
+                    [this, waiter_id, name](absl::StatusOr<int64_t> token) { onAcquired(waiter_id, name, token); });
+      cv_.notify_all();  // the sweeper's next deadline may be sooner
+      return waiter_id;
+    }
+  }
+  reply(refused);
+  return 0;
+}
+
+void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = acquires_.find(waiter_id);
+    if (it == acquires_.end()) {
+      // Nobody waits any more (timeout, cancel, session end): give it back.
+      if (token.ok()) deleteLock(name, *token, nullptr);
+      return;
+    }
+    PendingAcquire pending = std::move(it->second);
+    acquires_.erase(it);
+    Session& session = sessions_.at(pending.session_id);  // endSession removes its waiters first
+    session.waits.erase(name);
+    if (!token.ok()) {
+      deferred.push_back([reply = pending.reply, status = clientStatus(token.status())] { reply(status); });
+    } else if (pending.epoch != epoch_ || link_ != backend::LinkState::kConnected) {
+      // The coordinator session the lock was granted in is in doubt or gone:
+      // never answer "acquired" then (etcd #11456).
+      if (pending.epoch == epoch_) deleteLock(name, *token, nullptr);
+      deferred.push_back([reply = pending.reply] {
+        reply(absl::UnavailableError("coordinator link lost while acquiring; retry"));
+      });
+    } else {
+      session.locks[name] = HeldLock{*token, false};
+      lock_index_[{name, *token}] = session.id;
+      sendLock(session, name, LockState::kHeld, *token, "");
+      deferred.push_back([reply = pending.reply, t = *token] { reply(t); });
+    }
+  }
+  for (auto& fn : deferred) fn();
+}
+
+void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) {
+  auto it = acquires_.find(waiter_id);
+  if (it == acquires_.end()) return;
+  PendingAcquire pending = std::move(it->second);
+  acquires_.erase(it);
+  auto session = sessions_.find(pending.session_id);
+  if (session != sessions_.end()) session->second.waits.erase(pending.name);
+  // If the lock was granted meanwhile, onAcquired finds no waiter and gives
+  // it back.
+  backend_.cancelLock(pending.name, waiter_id, [](absl::Status) {});
+  deferred.push_back([reply = pending.reply, status] { reply(status); });
+}
+
+void Core::cancelAcquire(int64_t waiter_id) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    finishAcquire(waiter_id, absl::DeadlineExceededError("acquire cancelled by the client"), deferred);
+  }
+  for (auto& fn : deferred) fn();
+}
+
+void Core::release(const std::string& session_id, const std::string& name, StatusReply reply) {
+  absl::Status refused = validateName("name", name);
+  if (refused.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto session = findSession(session_id);
+    if (!session.ok()) {
+      refused = session.status();
+    } else {
+      auto held = (*session)->locks.find(name);
+      if (held == (*session)->locks.end()) {
+        refused = absl::NotFoundError(absl::StrCat("name: lock '", name, "' is not held by this session"));
+      } else {
+        int64_t token = held->second.token;
+        (*session)->locks.erase(held);
+        lock_index_.erase({name, token});
+        spdlog::info("lock RELEASED: name=\"{}\" owner=\"{}\" session={} token={}", name, (*session)->owner,
+                     session_id, token);
+        deleteLock(name, token, [reply] { reply(absl::OkStatus()); });
+        return;
+      }
+    }
+  }
+  reply(refused);
+}
+
+absl::StatusOr<CheckResult> Core::check(const std::string& session_id, const std::string& name) {
+  if (auto status = validateName("name", name); !status.ok()) return status;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto session = findSession(session_id);
+  if (!session.ok()) return session.status();
+  auto held = (*session)->locks.find(name);
+  if (held == (*session)->locks.end()) return CheckResult{LockState::kNotHeld, 0};
+  bool in_doubt = held->second.suspended || link_ != backend::LinkState::kConnected;
+  return CheckResult{in_doubt ? LockState::kSuspended : LockState::kHeld, held->second.token};
+}
+
+void Core::onLockLost(const std::string& name, int64_t token, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = lock_index_.find({name, token});
+  if (it == lock_index_.end()) return;
+  Session& session = sessions_.at(it->second);
+  lock_index_.erase(it);
+  session.locks.erase(name);
+  sendLock(session, name, LockState::kLost, token, reason);
+}
+
+}  // namespace coordd::core

@@ -1,0 +1,78 @@
+// coordd: parse the configuration, wire the objects, serve until signalled.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "backend/memory/memory_backend.h"
+#include "config/config.h"
+#include "config/logging.h"
+#include "core/core.h"
+#include "core/ids.h"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  using namespace coordd;
+  auto command_line = config::parseCommandLine(std::vector<std::string>(argv + 1, argv + argc));
+  if (!command_line.ok()) {
+    std::fprintf(stderr, "coordd: %s\n", std::string(command_line.status().message()).c_str());
+    return 2;
+  }
+  if (command_line->help) {
+    std::fputs(config::usage().c_str(), stdout);
+    return 0;
+  }
+  if (command_line->version) {
+    std::printf("coordd %s\n", COORDD_VERSION);
+    return 0;
+  }
+  const config::Config& cfg = command_line->config;
+  if (command_line->check_config) {
+    std::printf("configuration is valid:\n%s", config::describe(cfg).c_str());
+    return 0;
+  }
+
+  // Signals are taken by sigwait below; every thread started from here on
+  // inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  config::setupLogging(cfg.log_format, cfg.log_level);
+  const std::string node_id = core::randomHex(32);
+  spdlog::info("coordd {} starting: node {}", COORDD_VERSION, node_id);
+  spdlog::warn(
+      "no coordinator configured: using the embedded coordinator, which coordinates only the processes of "
+      "this host");
+  backend::memory::MemoryBackend backend(std::make_shared<backend::memory::MemoryStore>());
+
+  server::Server* server_ptr = nullptr;
+  core::CoreOptions core_options{node_id, cfg.limits, [&server_ptr](bool serving) {
+                                   if (server_ptr) server_ptr->setServing(serving);
+                                 }};
+  core::Core core(core_options, backend);
+  server::ServerOptions server_options{cfg.listen, cfg.socket_mode, {COORDD_VERSION, node_id, cfg.admin_allowed_peers}};
+  auto server = server::Server::start(server_options, core, backend);
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  server_ptr = server->get();
+  core.start();
+  backend.registerMember(backend::Member{node_id, cfg.node_attributes, COORDD_VERSION, absl::Now()});
+  for (const auto& address : cfg.listen) spdlog::info("listening on {}", address);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("received {}: shutting down (drain bound {})", signal == SIGTERM ? "SIGTERM" : "SIGINT",
+               absl::FormatDuration(cfg.shutdown_timeout));
+  absl::Time deadline = absl::Now() + cfg.shutdown_timeout;
+  core.shutdown("daemon shutting down", cfg.shutdown_timeout);
+  (*server)->shutdown(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  backend.stop();
+  spdlog::info("stopped");
+  return 0;
+}

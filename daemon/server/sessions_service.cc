@@ -1,0 +1,108 @@
+#include <atomic>
+#include <memory>
+
+#include "server/convert.h"
+#include "server/services.h"
+#include "server/stream_writer.h"
+
+namespace coordd::server {
+namespace {
+
+using KeepAliveReactorBase = grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>;
+
+// The write side of one KeepAlive stream, shared with the core.
+class StreamSink final : public core::EventSink {
+ public:
+  explicit StreamSink(KeepAliveReactorBase* reactor) : writer_(reactor) {}
+
+  void send(const core::Event& event) override {
+    v1::KeepAliveResponse message;
+    toProto(event, &message);
+    writer_.write(std::move(message));
+  }
+  void close() override {
+    closed_by_daemon_ = true;
+    writer_.finish(grpc::Status::OK);
+  }
+  bool closedByDaemon() const { return closed_by_daemon_; }
+  StreamWriter<KeepAliveReactorBase, v1::KeepAliveResponse>& writer() { return writer_; }
+
+ private:
+  StreamWriter<KeepAliveReactorBase, v1::KeepAliveResponse> writer_;
+  std::atomic<bool> closed_by_daemon_{false};
+};
+
+class KeepAliveReactor final : public KeepAliveReactorBase {
+ public:
+  explicit KeepAliveReactor(core::Core& core) : core_(core), sink_(std::make_shared<StreamSink>(this)) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // Half-close or a broken connection: either way the client is done.
+      sink_->writer().abort(grpc::Status::OK);
+      return;
+    }
+    absl::Status status;
+    if (session_id_.empty()) {
+      status = core_.attachStream(request_.session_id(), sink_);
+      if (status.ok()) session_id_ = request_.session_id();
+    } else if (!request_.session_id().empty() && request_.session_id() != session_id_) {
+      status = absl::InvalidArgumentError("session_id: differs from the session this stream keeps alive");
+    } else {
+      status = core_.ping(session_id_);
+    }
+    if (!status.ok()) {
+      sink_->writer().abort(toGrpc(status));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override { sink_->writer().onWriteDone(ok); }
+
+  void OnDone() override {
+    sink_->writer().detach();
+    // A stream the daemon did not end means the client is gone.
+    if (!sink_->closedByDaemon() && !session_id_.empty()) core_.detachStream(session_id_, sink_.get());
+    delete this;
+  }
+
+ private:
+  core::Core& core_;
+  std::shared_ptr<StreamSink> sink_;
+  v1::KeepAliveRequest request_;
+  std::string session_id_;  // set once the first request bound the stream
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* SessionsService::Open(grpc::CallbackServerContext* context, const v1::OpenRequest* request,
+                                                v1::OpenResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  std::map<std::string, std::string> attributes(request->attributes().begin(), request->attributes().end());
+  auto info = core_.openSession(request->owner(), std::chrono::milliseconds(request->ttl_ms()), attributes);
+  if (info.ok()) {
+    response->set_session_id(info->session_id);
+    response->set_ttl_ms(info->ttl.count());
+    response->set_keepalive_window_ms(info->window.count());
+    response->set_node_id(info->node_id);
+  }
+  reactor->Finish(toGrpc(info.status()));
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>* SessionsService::KeepAlive(
+    grpc::CallbackServerContext* context) {
+  return new KeepAliveReactor(core_);
+}
+
+grpc::ServerUnaryReactor* SessionsService::Close(grpc::CallbackServerContext* context,
+                                                 const v1::CloseRequest* request, v1::CloseResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  core_.closeSession(request->session_id(), [reactor](absl::Status status) { reactor->Finish(toGrpc(status)); });
+  return reactor;
+}
+
+}  // namespace coordd::server
