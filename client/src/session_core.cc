@@ -1,0 +1,383 @@
+#include "session_core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "coordd/admin.h"
+
+// The calls of a session and its shared state; session_events.cc has the
+// KeepAlive stream.
+
+namespace coordd::detail {
+namespace {
+
+bool isGone(const absl::Status& status) { return absl::IsNotFound(status) || absl::IsFailedPrecondition(status); }
+
+}  // namespace
+
+bool isFinal(LockState state) { return state == LockState::kLost || state == LockState::kReleased; }
+
+void setLockState(LockEntry& entry, LockState state, std::string reason, Notes& notes) {
+  const LockState old = entry.state.load();
+  if (isFinal(old) || old == state) return;
+  entry.state.store(state);
+  entry.reason = state == LockState::kHeld ? std::string() : std::move(reason);
+  if (entry.on_change) {
+    notes.push_back([callback = entry.on_change, state, why = entry.reason] { callback(state, why); });
+  }
+}
+
+void setElectionState(ElectionEntry& entry, const ElectionState& next, Notes& notes) {
+  if (entry.closed) return;
+  if (entry.status.load() == next.status && entry.term.load() == next.term) return;
+  entry.status.store(next.status);
+  entry.term.store(next.term);
+  entry.reason = next.reason;
+  if (entry.on_change) notes.push_back([callback = entry.on_change, next] { callback(next); });
+}
+
+void runNotes(Notes& notes) {
+  for (auto& note : notes) note();
+  notes.clear();
+}
+
+SessionCore::SessionCore(std::shared_ptr<const Endpoint> endpoint, SessionOptions options)
+    : endpoint_(std::move(endpoint)),
+      options_(std::move(options)),
+      sessions_(v1::Sessions::NewStub(endpoint_->channel)),
+      locks_(v1::Locks::NewStub(endpoint_->channel)),
+      elections_(v1::Elections::NewStub(endpoint_->channel)) {}
+
+SessionCore::~SessionCore() {
+  if (reader_.joinable() || events_.joinable()) close().IgnoreError();
+}
+
+absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<const Endpoint> endpoint,
+                                                               SessionOptions options) {
+  std::shared_ptr<SessionCore> core(new SessionCore(std::move(endpoint), std::move(options)));
+  v1::OpenRequest request;
+  request.set_owner(core->options_.owner);
+  request.set_ttl_ms(absl::ToInt64Milliseconds(core->options_.ttl));
+  request.mutable_attributes()->insert(core->options_.attributes.begin(), core->options_.attributes.end());
+  v1::OpenResponse response;
+  absl::Status status = unary(*core->endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
+    return core->sessions_->Open(context, request, &response);
+  });
+  if (!status.ok()) return status;
+
+  core->id_ = response.session_id();
+  core->node_id_ = response.node_id();
+  // Guard against a daemon that reports zeros: that would spin or suspend at once.
+  const absl::Duration ttl = response.ttl_ms() > 0 ? absl::Milliseconds(response.ttl_ms()) : core->options_.ttl;
+  core->ping_interval_ = std::max(ttl / 3, absl::Milliseconds(100));
+  {
+    absl::MutexLock lock(&core->mu_);
+    core->window_ = response.keepalive_window_ms() > 0 ? absl::Milliseconds(response.keepalive_window_ms()) : ttl;
+    core->last_heard_ = Clock::now();
+  }
+
+  core->stream_ = core->sessions_->KeepAlive(&core->stream_context_);
+  v1::KeepAliveRequest first;
+  first.set_session_id(core->id_);
+  if (!core->stream_->Write(first)) {
+    const absl::Status broken = toStatus(*core->endpoint_, core->stream_->Finish());
+    // The session exists without a stream: end it now rather than after its ttl.
+    core->closeRpc().IgnoreError();
+    return broken.ok() ? absl::UnavailableError("coordd closed the KeepAlive stream at once") : broken;
+  }
+  core->reader_ = std::thread([raw = core.get()] { raw->readLoop(); });
+  core->events_ = std::thread([raw = core.get()] { raw->eventLoop(); });
+  return core;
+}
+
+absl::Duration SessionCore::window() const {
+  absl::MutexLock lock(&mu_);
+  return window_;
+}
+
+std::string SessionCore::endReason() const {
+  absl::MutexLock lock(&mu_);
+  return ended_.load() ? end_reason_ : std::string();
+}
+
+absl::Duration SessionCore::checkTimeout() const {
+  return std::clamp(window() / 3, absl::Milliseconds(100), kCallTimeout);
+}
+
+absl::Status SessionCore::closeRpc() {
+  v1::CloseRequest request;
+  request.set_session_id(id_);
+  v1::CloseResponse response;
+  absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
+    return sessions_->Close(context, request, &response);
+  });
+  return isGone(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SessionCore::close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return absl::OkStatus();
+    closing_ = true;
+    for (grpc::ClientContext* context : blocking_) context->TryCancel();
+  }
+  bool silent = false;
+  {
+    absl::MutexLock lock(&mu_);
+    silent = silent_;
+  }
+  // A daemon that has been silent would likely not answer Close either; it
+  // ends the session anyway when it sees the stream cancelled below.
+  absl::Status status = ended_.load() || silent ? absl::OkStatus() : closeRpc();
+  // After Close the daemon ends the stream itself; cancelling covers a daemon
+  // that is gone or hung.
+  stream_context_.TryCancel();
+  if (reader_.joinable()) reader_.join();
+  if (events_.joinable()) events_.join();
+  return status;
+}
+
+absl::Status SessionCore::sessionUsable() const {
+  if (ended_.load()) return absl::FailedPreconditionError(absl::StrCat("session ", id_, " has ended: ", end_reason_));
+  if (closing_) return absl::FailedPreconditionError(absl::StrCat("session ", id_, " is closing"));
+  return absl::OkStatus();
+}
+
+// --- Locks -------------------------------------------------------------------
+
+absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::registerLock(std::string name, LockCallback on_change) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
+  auto [it, inserted] = locks_held_.try_emplace(name);
+  if (!inserted) return absl::AlreadyExistsError(absl::StrCat("this session already holds or awaits lock ", name));
+  it->second = std::make_shared<LockEntry>(std::move(name), std::move(on_change));
+  return it->second;
+}
+
+void SessionCore::unregisterLock(const LockEntry& entry) {
+  absl::MutexLock lock(&mu_);
+  auto it = locks_held_.find(entry.name);
+  if (it != locks_held_.end() && it->second.get() == &entry) locks_held_.erase(it);
+}
+
+void SessionCore::completeLock(LockEntry& entry, int64_t token) {
+  bool lost = false;
+  {
+    absl::MutexLock lock(&entry.mu);
+    entry.token.store(token);
+    entry.pending = false;
+    // The caller learns this state from the guard it gets: no callbacks.
+    Notes unused;
+    if (entry.early && entry.early->fencing_token() == token) {
+      setLockState(entry, toLockState(entry.early->state()), entry.early->reason(), unused);
+    }
+    entry.early.reset();
+    lost = entry.state.load() == LockState::kLost;
+  }
+  if (lost) unregisterLock(entry);
+}
+
+absl::StatusOr<AcquireOutcome> SessionCore::tryLock(std::string name, LockCallback on_change) {
+  absl::StatusOr<std::shared_ptr<LockEntry>> entry = registerLock(std::move(name), std::move(on_change));
+  if (!entry.ok()) return entry.status();
+  v1::TryAcquireRequest request;
+  request.set_session_id(id_);
+  request.set_name((*entry)->name);
+  v1::TryAcquireResponse response;
+  const absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
+    return locks_->TryAcquire(context, request, &response);
+  });
+  if (!status.ok() || !response.acquired()) {
+    unregisterLock(**entry);
+    if (!status.ok()) return status;
+    return AcquireOutcome{nullptr, coordd::toOwner(response.holder())};
+  }
+  completeLock(**entry, response.fencing_token());
+  return AcquireOutcome{*std::move(entry), {}};
+}
+
+absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::lock(std::string name, absl::Duration timeout,
+                                                             LockCallback on_change) {
+  if (timeout < absl::Milliseconds(1)) return absl::InvalidArgumentError("lock timeout must be at least 1ms");
+  absl::StatusOr<std::shared_ptr<LockEntry>> entry = registerLock(std::move(name), std::move(on_change));
+  if (!entry.ok()) return entry.status();
+  const std::string& lock_name = (*entry)->name;
+  v1::AcquireRequest request;
+  request.set_session_id(id_);
+  request.set_name(lock_name);
+  request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+  v1::AcquireResponse response;
+  // The daemon answers DEADLINE_EXCEEDED itself at `timeout`; our own
+  // deadline only covers a daemon that does not answer at all.
+  grpc::ClientContext context;
+  setTimeout(context, timeout + kCallTimeout);
+  const auto cancelled_error = [&] {
+    return absl::CancelledError(absl::StrCat("session closed while waiting for lock ", lock_name));
+  };
+  bool closed_first = false;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_first = closing_;
+    if (!closed_first) blocking_.insert(&context);
+  }
+  if (closed_first) {
+    unregisterLock(**entry);
+    return cancelled_error();
+  }
+  const grpc::Status rpc = locks_->Acquire(&context, request, &response);
+  bool closing = false;
+  {
+    absl::MutexLock lock(&mu_);
+    blocking_.erase(&context);
+    closing = closing_;
+  }
+  const absl::Status status = toStatus(*endpoint_, rpc);
+  if (!status.ok()) {
+    unregisterLock(**entry);
+    return closing && absl::IsCancelled(status) ? cancelled_error() : status;
+  }
+  completeLock(**entry, response.fencing_token());
+  return *std::move(entry);
+}
+
+absl::Status SessionCore::release(LockEntry& entry) {
+  {
+    absl::MutexLock lock(&entry.mu);
+    if (entry.pending || isFinal(entry.state.load())) return absl::OkStatus();
+    entry.state.store(LockState::kReleased);
+    entry.reason.clear();
+  }
+  unregisterLock(entry);
+  if (ended_.load()) return absl::OkStatus();  // ending the session released it
+  v1::ReleaseRequest request;
+  request.set_session_id(id_);
+  request.set_name(entry.name);
+  v1::ReleaseResponse response;
+  const absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
+    return locks_->Release(context, request, &response);
+  });
+  return isGone(status) ? absl::OkStatus() : status;
+}
+
+// --- Elections ---------------------------------------------------------------
+
+void SessionCore::unregisterElection(const ElectionEntry& entry) {
+  absl::MutexLock lock(&mu_);
+  auto it = candidacies_.find(entry.name);
+  if (it != candidacies_.end() && it->second.get() == &entry) candidacies_.erase(it);
+}
+
+void SessionCore::applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes) {
+  absl::MutexLock lock(&entry.mu);
+  if (entry.version != version) return;
+  ++entry.version;
+  setElectionState(entry, answer, notes);
+}
+
+absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string election, std::string value,
+                                                                     CampaignOptions options) {
+  std::shared_ptr<ElectionEntry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
+    auto [it, inserted] = candidacies_.try_emplace(election);
+    if (!inserted) return absl::AlreadyExistsError(absl::StrCat("this session already campaigns in ", election));
+    it->second = std::make_shared<ElectionEntry>(std::move(election), std::move(value), options.rejoin,
+                                                 std::move(options.on_change));
+    entry = it->second;
+  }
+  absl::StatusOr<ElectionState> answer = campaignRpc(*entry);
+  if (!answer.ok()) {
+    unregisterElection(*entry);
+    return answer.status();
+  }
+  // Events that came during the call are newer than the answer; otherwise
+  // the answer is the first state. The caller sees it: no callbacks.
+  Notes unused;
+  applyAnswer(*entry, 0, *answer, unused);
+  return entry;
+}
+
+absl::StatusOr<ElectionState> SessionCore::checkStatus(ElectionEntry& entry) {
+  uint64_t version = 0;
+  {
+    absl::MutexLock lock(&entry.mu);
+    if (entry.closed) return ElectionState{entry.status.load(), entry.term.load(), entry.reason};
+    version = entry.version;
+  }
+  absl::StatusOr<ElectionState> answer = statusRpc(entry);
+  if (!answer.ok()) return answer.status();
+  Notes notes;
+  applyAnswer(entry, version, *answer, notes);
+  post(std::move(notes));
+  return answer;
+}
+
+absl::Status SessionCore::rejoin(ElectionEntry& entry) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
+  }
+  uint64_t version = 0;
+  {
+    absl::MutexLock lock(&entry.mu);
+    if (entry.closed) return absl::FailedPreconditionError(absl::StrCat("resigned from ", entry.name));
+    version = entry.version;
+  }
+  absl::StatusOr<ElectionState> answer = campaignRpc(entry);
+  if (absl::IsAlreadyExists(answer.status())) return checkStatus(entry).status();  // the daemon rejoined already
+  if (!answer.ok()) return answer.status();
+  Notes notes;
+  applyAnswer(entry, version, *answer, notes);
+  post(std::move(notes));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ElectionState> SessionCore::campaignRpc(const ElectionEntry& entry) {
+  v1::CampaignRequest request;
+  request.set_session_id(id_);
+  request.set_election(entry.name);
+  request.set_value(entry.value);
+  request.set_rejoin(entry.rejoin);
+  v1::CampaignResponse response;
+  const absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
+    return elections_->Campaign(context, request, &response);
+  });
+  if (!status.ok()) return status;
+  return ElectionState{toElectionStatus(response.status()), response.term(), ""};
+}
+
+absl::StatusOr<ElectionState> SessionCore::statusRpc(const ElectionEntry& entry) {
+  v1::StatusRequest request;
+  request.set_session_id(id_);
+  request.set_election(entry.name);
+  v1::StatusResponse response;
+  const absl::Status status = unary(*endpoint_, checkTimeout(), [&](grpc::ClientContext* context) {
+    return elections_->Status(context, request, &response);
+  });
+  if (!status.ok()) return status;
+  return ElectionState{toElectionStatus(response.status()), response.term(), response.reason()};
+}
+
+absl::Status SessionCore::resign(ElectionEntry& entry) {
+  {
+    absl::MutexLock lock(&entry.mu);
+    if (entry.closed) return absl::OkStatus();
+    entry.closed = true;
+    entry.status.store(ElectionStatus::kNotCandidate);
+    entry.reason = "resigned";
+  }
+  unregisterElection(entry);
+  if (ended_.load()) return absl::OkStatus();  // ending the session withdrew it
+  v1::ResignRequest request;
+  request.set_session_id(id_);
+  request.set_election(entry.name);
+  v1::ResignResponse response;
+  const absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
+    return elections_->Resign(context, request, &response);
+  });
+  return isGone(status) ? absl::OkStatus() : status;
+}
+
+}  // namespace coordd::detail

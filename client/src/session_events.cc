@@ -1,0 +1,269 @@
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "session_core.h"
+
+// The KeepAlive stream of a session: pings, the watchdog, and applying the
+// daemon's events.
+
+namespace coordd::detail {
+
+void SessionCore::readLoop() {
+  for (;;) {
+    Incoming item{Incoming::Kind::kMessage, {}, {}};
+    if (!stream_->Read(&item.message)) break;
+    absl::MutexLock lock(&mu_);
+    last_heard_ = Clock::now();
+    incoming_.push_back(std::move(item));
+    wake_.Signal();
+  }
+  absl::MutexLock lock(&mu_);
+  incoming_.push_back(Incoming{Incoming::Kind::kEnd, {}, {}});
+  wake_.Signal();
+}
+
+void SessionCore::post(Notes notes) {
+  if (notes.empty()) return;
+  absl::MutexLock lock(&mu_);
+  if (ended_.load()) return;  // the end already reported the final states
+  incoming_.push_back(Incoming{Incoming::Kind::kNotes, {}, std::move(notes)});
+  wake_.Signal();
+}
+
+void SessionCore::eventLoop() {
+  const auto ping_every = absl::ToChronoNanoseconds(ping_interval_);
+  Clock::time_point next_ping = Clock::now() + ping_every;
+  for (;;) {
+    std::deque<Incoming> batch;
+    bool went_silent = false;
+    bool heard = false;
+    {
+      absl::MutexLock lock(&mu_);
+      while (incoming_.empty()) {
+        const Clock::time_point now = Clock::now();
+        Clock::time_point wake_at = next_ping;
+        if (!silent_) {
+          const Clock::time_point silent_at = last_heard_ + absl::ToChronoNanoseconds(window_ * 2 / 3);
+          if (now >= silent_at) {
+            silent_ = went_silent = true;
+            break;
+          }
+          wake_at = std::min(wake_at, silent_at);
+        }
+        if (now >= wake_at) break;
+        wake_.WaitWithTimeout(&mu_, absl::FromChrono(wake_at - now));
+      }
+      batch.swap(incoming_);
+      heard = std::any_of(batch.begin(), batch.end(),
+                          [](const Incoming& item) { return item.kind == Incoming::Kind::kMessage; });
+      if (heard && silent_) {
+        silent_ = false;
+        resync_needed_ = true;
+      }
+    }
+
+    Notes notes;
+    if (went_silent) suspendAll(notes);
+    for (Incoming& item : batch) {
+      switch (item.kind) {
+        case Incoming::Kind::kMessage:
+          handle(item.message, notes);
+          break;
+        case Incoming::Kind::kNotes:
+          std::move(item.notes.begin(), item.notes.end(), std::back_inserter(notes));
+          break;
+        case Incoming::Kind::kEnd:
+          runNotes(notes);
+          endSession(stream_->Finish());
+          return;
+      }
+    }
+    // Re-check only right after hearing from the daemon: it is answering now.
+    if (resync_needed_ && heard) resync_needed_ = !recheckAll(notes);
+    runNotes(notes);
+
+    if (Clock::now() >= next_ping) {
+      // A failed write means the stream broke; the reader reports that.
+      stream_->Write(v1::KeepAliveRequest());
+      next_ping = Clock::now() + ping_every;
+    }
+  }
+}
+
+void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
+  switch (message.kind_case()) {
+    case v1::KeepAliveResponse::kHeartbeat:
+      if (message.heartbeat().keepalive_window_ms() > 0) {
+        absl::MutexLock lock(&mu_);
+        window_ = absl::Milliseconds(message.heartbeat().keepalive_window_ms());
+      }
+      break;
+    case v1::KeepAliveResponse::kLock:
+      onLockEvent(message.lock(), notes);
+      break;
+    case v1::KeepAliveResponse::kElection:
+      onElectionEvent(message.election(), notes);
+      break;
+    case v1::KeepAliveResponse::kEnded: {
+      absl::MutexLock lock(&mu_);
+      end_reason_ = message.ended().reason();
+      break;
+    }
+    case v1::KeepAliveResponse::KIND_NOT_SET:
+      break;
+  }
+}
+
+void SessionCore::onLockEvent(const v1::LockEvent& event, Notes& notes) {
+  std::shared_ptr<LockEntry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = locks_held_.find(event.name());
+    if (it == locks_held_.end()) return;
+    entry = it->second;
+  }
+  bool lost = false;
+  {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->pending) {
+      entry->early = event;
+      return;
+    }
+    // An event about an earlier holding of the same name is stale.
+    if (event.fencing_token() != 0 && event.fencing_token() != entry->token.load()) return;
+    ++entry->version;
+    setLockState(*entry, toLockState(event.state()), event.reason(), notes);
+    lost = entry->state.load() == LockState::kLost;
+  }
+  if (lost) unregisterLock(*entry);
+}
+
+void SessionCore::onElectionEvent(const v1::ElectionEvent& event, Notes& notes) {
+  std::shared_ptr<ElectionEntry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = candidacies_.find(event.election());
+    if (it == candidacies_.end()) return;
+    entry = it->second;
+  }
+  absl::MutexLock lock(&entry->mu);
+  ++entry->version;
+  setElectionState(*entry, ElectionState{toElectionStatus(event.status()), event.term(), event.reason()}, notes);
+}
+
+void SessionCore::suspendAll(Notes& notes) {
+  std::string reason;
+  std::map<std::string, std::shared_ptr<LockEntry>> locks;
+  std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
+  {
+    absl::MutexLock lock(&mu_);
+    reason = absl::StrCat("no message from coordd for ",
+                          absl::FormatDuration(absl::Trunc(window_ * 2 / 3, absl::Milliseconds(1))));
+    locks = locks_held_;
+    candidacies = candidacies_;
+  }
+  for (auto& [name, entry] : locks) {
+    absl::MutexLock lock(&entry->mu);
+    if (!entry->pending && entry->state.load() == LockState::kHeld) {
+      setLockState(*entry, LockState::kSuspended, reason, notes);
+    }
+  }
+  for (auto& [name, entry] : candidacies) {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->status.load() == ElectionStatus::kPrimary) {
+      setElectionState(*entry, ElectionState{ElectionStatus::kSuspended, entry->term.load(), reason}, notes);
+    }
+  }
+}
+
+bool SessionCore::recheckAll(Notes& notes) {
+  std::map<std::string, std::shared_ptr<LockEntry>> locks;
+  std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
+  {
+    absl::MutexLock lock(&mu_);
+    locks = locks_held_;
+    candidacies = candidacies_;
+  }
+  // Bounded, so that pings and the watchdog are not starved; what is left
+  // is re-checked after the next message.
+  const Clock::time_point give_up = Clock::now() + absl::ToChronoNanoseconds(checkTimeout());
+  for (auto& [name, entry] : locks) {
+    uint64_t version = 0;
+    {
+      absl::MutexLock lock(&entry->mu);
+      if (entry->pending || isFinal(entry->state.load())) continue;
+      version = entry->version;
+    }
+    if (Clock::now() >= give_up) return false;
+    v1::CheckRequest request;
+    request.set_session_id(id_);
+    request.set_name(name);
+    v1::CheckResponse response;
+    const absl::Status status = unary(*endpoint_, checkTimeout(), [&](grpc::ClientContext* context) {
+      return locks_->Check(context, request, &response);
+    });
+    if (!status.ok()) return false;
+    bool lost = false;
+    {
+      absl::MutexLock lock(&entry->mu);
+      if (entry->version != version) continue;
+      ++entry->version;
+      const bool ours = response.fencing_token() == entry->token.load();
+      LockState state = ours ? toLockState(response.state()) : LockState::kLost;
+      setLockState(*entry, state,
+                   state == LockState::kLost ? "not held by this session after a silence of coordd"
+                                             : "coordinator link suspended",
+                   notes);
+      lost = entry->state.load() == LockState::kLost;
+    }
+    if (lost) unregisterLock(*entry);
+  }
+  for (auto& [name, entry] : candidacies) {
+    uint64_t version = 0;
+    {
+      absl::MutexLock lock(&entry->mu);
+      if (entry->closed) continue;
+      version = entry->version;
+    }
+    if (Clock::now() >= give_up) return false;
+    absl::StatusOr<ElectionState> answer = statusRpc(*entry);
+    if (!answer.ok()) return false;
+    applyAnswer(*entry, version, *answer, notes);
+  }
+  return true;
+}
+
+void SessionCore::endSession(const grpc::Status& stream_status) {
+  std::string reason;
+  std::map<std::string, std::shared_ptr<LockEntry>> locks;
+  std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
+  {
+    absl::MutexLock lock(&mu_);
+    if (end_reason_.empty()) {
+      end_reason_ = closing_ ? "closed by client"
+                             : absl::StrCat("KeepAlive stream broke: ", toStatus(*endpoint_, stream_status).ToString());
+    }
+    reason = absl::StrCat("session ended: ", end_reason_);
+    locks.swap(locks_held_);
+    candidacies.swap(candidacies_);
+    ended_.store(true);
+  }
+  Notes notes;
+  for (auto& [name, entry] : locks) {
+    absl::MutexLock lock(&entry->mu);
+    setLockState(*entry, LockState::kLost, reason, notes);
+  }
+  for (auto& [name, entry] : candidacies) {
+    absl::MutexLock lock(&entry->mu);
+    setElectionState(*entry, ElectionState{ElectionStatus::kTerminated, entry->term.load(), reason}, notes);
+    entry->closed = true;
+  }
+  if (options_.on_ended) {
+    notes.push_back([callback = options_.on_ended, why = endReason()] { callback(why); });
+  }
+  runNotes(notes);
+}
+
+}  // namespace coordd::detail

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Configures and builds coordd, coordctl, the client library and the tests in ./build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+cmake --build build -j"${JOBS:-2}"

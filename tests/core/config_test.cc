@@ -1,0 +1,63 @@
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "config/config.h"
+
+using coordd::config::parseCommandLine;
+
+namespace {
+std::string writeTemp(const std::string& text) {
+  char path[] = "/tmp/coordd-config-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+}  // namespace
+
+TEST_CASE("the documented example configuration is valid", "[config]") {
+  auto parsed = parseCommandLine({"--config", COORDD_EXAMPLE_CONFIG});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.listen == std::vector<std::string>{"unix:/tmp/coordd.sock"});
+}
+
+TEST_CASE("flags override the file; the first list flag replaces the file's list", "[config]") {
+  auto file = writeTemp("listen: [\"unix:/tmp/a.sock\"]\nlog_format: json\nlimits:\n  max_sessions: 7\n");
+  auto parsed = parseCommandLine({"--config", file, "--log-format=text", "--listen", "127.0.0.1:0", "--listen",
+                                  "unix:/tmp/b.sock"});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.log_format == "text");
+  CHECK(parsed->config.limits.max_sessions == 7);
+  CHECK(parsed->config.listen == std::vector<std::string>{"127.0.0.1:0", "unix:/tmp/b.sock"});
+  std::remove(file.c_str());
+}
+
+TEST_CASE("unknown keys and bad values are rejected naming the key", "[config]") {
+  auto unknown = writeTemp("limits:\n  max_sesions: 5\n");
+  auto parsed = parseCommandLine({"--config", unknown});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("limits.max_sesions") != absl::string_view::npos);
+  CHECK(parsed.status().message().find("unknown key") != absl::string_view::npos);
+
+  auto bad = writeTemp("shutdown_timeout: soon\n");
+  parsed = parseCommandLine({"--config", bad});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("shutdown_timeout") != absl::string_view::npos);
+
+  parsed = parseCommandLine({"--max-sessions", "-3"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--max-sessions") != absl::string_view::npos);
+  parsed = parseCommandLine({"--bogus", "1"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--bogus") != absl::string_view::npos);
+  parsed = parseCommandLine({"--listen", "nowhere"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--listen") != absl::string_view::npos);
+  std::remove(unknown.c_str());
+  std::remove(bad.c_str());
+}

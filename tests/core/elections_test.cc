@@ -1,0 +1,154 @@
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace coordd;
+using namespace coordd::testing;
+using core::CandidateStatus;
+
+namespace {
+auto newStore() { return std::make_shared<backend::memory::MemoryStore>(); }
+
+struct LeaderLog : core::LeaderObserver {
+  void onLeader(const std::optional<backend::Candidate>& leader) override {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(leader ? leader->owner.label : "");
+  }
+  void onClosed(const std::string&) override {}
+  std::vector<std::string> snapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen;
+  }
+  std::mutex mu;
+  std::vector<std::string> seen;
+};
+}  // namespace
+
+TEST_CASE("one primary; on resign the next candidate takes over with a higher term", "[elections]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open("a");
+  auto b = d2.open("b");
+
+  auto first = d1.campaign(a, "svc");
+  REQUIRE(first.ok());
+  CHECK(first->status == CandidateStatus::kPrimary);
+  CHECK(first->term > 0);
+  auto second = d2.campaign(b, "svc");
+  REQUIRE(second.ok());
+  CHECK(second->status == CandidateStatus::kSecondary);
+  CHECK(second->term == 0);
+  CHECK(absl::IsAlreadyExists(d2.campaign(b, "svc").status()));
+
+  REQUIRE(d1.resign(a, "svc").ok());
+  auto promoted = b.events->waitElection("svc", CandidateStatus::kPrimary);
+  REQUIRE(promoted);
+  CHECK(promoted->token > first->term);
+  auto status = d2.core.status(b.id, "svc");
+  CHECK(status->status == CandidateStatus::kPrimary);
+  CHECK(status->term == promoted->token);
+  CHECK(d1.core.status(a.id, "svc")->status == CandidateStatus::kNotCandidate);
+}
+
+TEST_CASE("suspend makes the primary SUSPENDED; reconnect restores PRIMARY", "[elections][link]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto term = d.campaign(a, "svc")->term;
+  d.backend.suspend();
+  REQUIRE(a.events->waitElection("svc", CandidateStatus::kSuspended));
+  auto status = d.core.status(a.id, "svc");
+  CHECK(status->status == CandidateStatus::kSuspended);
+  d.backend.reconnect();
+  auto restored = a.events->waitElection("svc", CandidateStatus::kPrimary);
+  REQUIRE(restored);
+  CHECK(restored->token == term);
+  CHECK(d.core.status(a.id, "svc")->status == CandidateStatus::kPrimary);
+}
+
+TEST_CASE("expiry TERMINATES candidacies; rejoin re-registers them, others stay out", "[elections][link]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto rejoiner = d1.open("rejoiner");
+  auto quitter = d1.open("quitter");
+  auto other = d2.open("other");
+  auto old_term = d1.campaign(rejoiner, "svc", true)->term;
+  REQUIRE(d1.campaign(quitter, "svc2", false)->status == CandidateStatus::kPrimary);
+  REQUIRE(d2.campaign(other, "svc")->status == CandidateStatus::kSecondary);
+
+  d1.backend.expire();
+  auto terminated = rejoiner.events->waitElection("svc", CandidateStatus::kTerminated);
+  REQUIRE(terminated);
+  CHECK(terminated->reason == "coordinator session expired");
+  REQUIRE(quitter.events->waitElection("svc2", CandidateStatus::kTerminated));
+
+  // The other daemon's candidate took over, with a higher term.
+  auto promoted = other.events->waitElection("svc", CandidateStatus::kPrimary);
+  REQUIRE(promoted);
+  CHECK(promoted->token > old_term);
+  // The rejoining candidacy is back, behind it.
+  REQUIRE(rejoiner.events->waitElection("svc", CandidateStatus::kSecondary));
+  CHECK(d1.core.status(rejoiner.id, "svc")->status == CandidateStatus::kSecondary);
+  // The other one stays terminated, with its reason, and may campaign anew.
+  auto quit = d1.core.status(quitter.id, "svc2");
+  CHECK(quit->status == CandidateStatus::kTerminated);
+  CHECK(quit->reason == "coordinator session expired");
+  CHECK(d1.campaign(quitter, "svc2", false)->status == CandidateStatus::kPrimary);
+}
+
+TEST_CASE("an admin step-down moves primaryship on; the old primary rejoins behind", "[elections]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open("a");
+  auto b = d2.open("b");
+  auto term = d1.campaign(a, "svc")->term;
+  REQUIRE(d2.campaign(b, "svc")->status == CandidateStatus::kSecondary);
+  auto previous = await<backend::Candidate>([&](auto cb) { d2.backend.stepDown("svc", cb); });
+  REQUIRE(previous.ok());
+  CHECK(previous->owner.label == "a");
+  REQUIRE(a.events->waitElection("svc", CandidateStatus::kTerminated));
+  auto promoted = b.events->waitElection("svc", CandidateStatus::kPrimary);
+  REQUIRE(promoted);
+  CHECK(promoted->token > term);
+  REQUIRE(a.events->waitElection("svc", CandidateStatus::kSecondary));
+}
+
+TEST_CASE("ending a session withdraws its candidacies at once", "[elections][sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("a");
+  auto b = d.open("b");
+  REQUIRE(d.campaign(a, "svc")->status == CandidateStatus::kPrimary);
+  REQUIRE(d.campaign(b, "svc")->status == CandidateStatus::kSecondary);
+  REQUIRE(d.close(a).ok());
+  REQUIRE(b.events->waitElection("svc", CandidateStatus::kPrimary));
+}
+
+TEST_CASE("observers see every leader change, starting with the current one", "[elections]") {
+  Daemon d(newStore());
+  auto a = d.open("a");
+  auto b = d.open("b");
+  REQUIRE(d.campaign(a, "svc").ok());
+  auto log = std::make_shared<LeaderLog>();
+  auto id = d.core.addObserver("svc", log);
+  REQUIRE(id.ok());
+  REQUIRE(eventually([&] { return log->snapshot().size() == 1; }));
+  REQUIRE(d.campaign(b, "svc").ok());
+  REQUIRE(d.resign(a, "svc").ok());
+  REQUIRE(d.resign(b, "svc").ok());
+  REQUIRE(eventually([&] { return log->snapshot().size() == 3; }));
+  CHECK(log->snapshot() == std::vector<std::string>{"a", "b", ""});
+  d.core.removeObserver(*id);
+}
+
+TEST_CASE("the value is published with the candidacy", "[elections]") {
+  Daemon d(newStore());
+  auto a = d.open("a");
+  REQUIRE(d.campaign(a, "svc", true, "10.0.0.7:8080").ok());
+  auto leader = await<std::optional<backend::Candidate>>([&](auto cb) { d.backend.leader("svc", cb); });
+  REQUIRE(leader.ok());
+  REQUIRE(leader->has_value());
+  CHECK((*leader)->value == "10.0.0.7:8080");
+  CHECK((*leader)->owner.attributes.at("role") == "test");
+}

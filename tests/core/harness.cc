@@ -1,0 +1,119 @@
+#include "harness.h"
+
+#include <thread>
+
+#include "core/ids.h"
+
+namespace coordd::testing {
+
+void RecordingSink::send(const core::Event& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_.push_back(event);
+  cv_.notify_all();
+}
+
+void RecordingSink::close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  cv_.notify_all();
+}
+
+bool RecordingSink::closed() {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, 2s, [this] { return closed_; });
+}
+
+std::optional<core::Event> RecordingSink::waitLock(const std::string& name, core::LockState state) {
+  return waitFor([&](const core::Event& e) {
+    return e.kind == core::Event::Kind::kLock && e.name == name && e.lock_state == state;
+  });
+}
+
+std::optional<core::Event> RecordingSink::waitElection(const std::string& election, core::CandidateStatus status) {
+  return waitFor([&](const core::Event& e) {
+    return e.kind == core::Event::Kind::kElection && e.name == election && e.status == status;
+  });
+}
+
+bool eventually(const std::function<bool()>& condition) {
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return condition();
+}
+
+Daemon::Daemon(std::shared_ptr<backend::memory::MemoryStore> store, core::Limits limits)
+    : backend(std::move(store)), core(core::CoreOptions{core::randomHex(32), limits, nullptr}, backend) {
+  core.start();
+  waitLink(backend::LinkState::kConnected);
+}
+
+Daemon::~Daemon() {
+  core.shutdown("test over", absl::Seconds(2));
+  backend.stop();
+}
+
+void Daemon::waitLink(backend::LinkState state) {
+  eventually([&] {
+    auto status = core.daemonStatus();
+    return status.link == state && (state != backend::LinkState::kConnected || status.ready);
+  });
+}
+
+Daemon::Client Daemon::open(const std::string& owner, std::chrono::milliseconds ttl) {
+  auto info = core.openSession(owner, ttl, {{"role", "test"}});
+  if (!info.ok()) throw std::runtime_error(info.status().ToString());
+  Client client{info->session_id, std::make_shared<RecordingSink>()};
+  auto attached = core.attachStream(client.id, client.events);
+  if (!attached.ok()) throw std::runtime_error(attached.ToString());
+  return client;
+}
+
+absl::StatusOr<core::TryAcquireResult> Daemon::tryAcquire(const Client& c, const std::string& name) {
+  std::promise<absl::StatusOr<core::TryAcquireResult>> promise;
+  core.tryAcquire(c.id, name, [&](absl::StatusOr<core::TryAcquireResult> r) { promise.set_value(std::move(r)); });
+  return promise.get_future().get();
+}
+
+std::future<absl::StatusOr<int64_t>> Daemon::acquireAsync(const Client& c, const std::string& name,
+                                                          std::chrono::milliseconds timeout, int64_t* waiter_id) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<int64_t>>>();
+  auto future = promise->get_future();
+  int64_t id = core.acquire(c.id, name, timeout, [promise](absl::StatusOr<int64_t> r) { promise->set_value(r); });
+  if (waiter_id != nullptr) *waiter_id = id;
+  return future;
+}
+
+absl::StatusOr<int64_t> Daemon::acquire(const Client& c, const std::string& name, std::chrono::milliseconds timeout) {
+  return acquireAsync(c, name, timeout).get();
+}
+
+absl::Status Daemon::release(const Client& c, const std::string& name) {
+  std::promise<absl::Status> promise;
+  core.release(c.id, name, [&](absl::Status s) { promise.set_value(s); });
+  return promise.get_future().get();
+}
+
+absl::StatusOr<core::ElectionStatus> Daemon::campaign(const Client& c, const std::string& election, bool rejoin,
+                                                      const std::string& value) {
+  std::promise<absl::StatusOr<core::ElectionStatus>> promise;
+  core.campaign(c.id, election, value, rejoin,
+                [&](absl::StatusOr<core::ElectionStatus> r) { promise.set_value(std::move(r)); });
+  return promise.get_future().get();
+}
+
+absl::Status Daemon::resign(const Client& c, const std::string& election) {
+  std::promise<absl::Status> promise;
+  core.resign(c.id, election, [&](absl::Status s) { promise.set_value(s); });
+  return promise.get_future().get();
+}
+
+absl::Status Daemon::close(const Client& c) {
+  std::promise<absl::Status> promise;
+  core.closeSession(c.id, [&](absl::Status s) { promise.set_value(s); });
+  return promise.get_future().get();
+}
+
+}  // namespace coordd::testing

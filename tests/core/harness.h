@@ -1,0 +1,94 @@
+#pragma once
+
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backend/memory/memory_backend.h"
+#include "core/core.h"
+
+namespace coordd::testing {
+
+using namespace std::chrono_literals;
+
+// Records what the core pushes down a session's KeepAlive stream.
+class RecordingSink : public core::EventSink {
+ public:
+  void send(const core::Event& event) override;
+  void close() override;
+
+  // Waits up to `timeout` for an event matching `match`; consumes events up
+  // to and including it. Returns it, or nullopt on timeout.
+  template <typename Match>
+  std::optional<core::Event> waitFor(Match match, std::chrono::milliseconds timeout = 2000ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::optional<core::Event> found;
+    cv_.wait_for(lock, timeout, [&] {
+      while (next_ < events_.size()) {
+        const core::Event& event = events_[next_++];
+        if (match(event)) {
+          found = event;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  std::optional<core::Event> waitLock(const std::string& name, core::LockState state);
+  std::optional<core::Event> waitElection(const std::string& election, core::CandidateStatus status);
+  bool closed();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<core::Event> events_;
+  size_t next_ = 0;
+  bool closed_ = false;
+};
+
+// One daemon: a core on its own coordinator session of a shared store.
+struct Daemon {
+  explicit Daemon(std::shared_ptr<backend::memory::MemoryStore> store, core::Limits limits = {});
+  ~Daemon();
+
+  // A session with a recording KeepAlive stream.
+  struct Client {
+    std::string id;
+    std::shared_ptr<RecordingSink> events;
+  };
+  Client open(const std::string& owner = "test", std::chrono::milliseconds ttl = 10s);
+
+  absl::StatusOr<core::TryAcquireResult> tryAcquire(const Client& c, const std::string& name);
+  absl::StatusOr<int64_t> acquire(const Client& c, const std::string& name, std::chrono::milliseconds timeout);
+  // Starts a blocking acquire; the future gets its reply.
+  std::future<absl::StatusOr<int64_t>> acquireAsync(const Client& c, const std::string& name,
+                                                    std::chrono::milliseconds timeout, int64_t* waiter_id = nullptr);
+  absl::Status release(const Client& c, const std::string& name);
+  absl::StatusOr<core::ElectionStatus> campaign(const Client& c, const std::string& election, bool rejoin = true,
+                                                const std::string& value = "");
+  absl::Status resign(const Client& c, const std::string& election);
+  absl::Status close(const Client& c);
+  // Blocks until the core has seen the given link state (via Check-free
+  // polling of daemonStatus).
+  void waitLink(backend::LinkState state);
+
+  backend::memory::MemoryBackend backend;
+  core::Core core;
+};
+
+// Waits for a backend call's callback.
+template <typename T>
+absl::StatusOr<T> await(const std::function<void(backend::Callback<T>)>& call) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
+  auto future = promise->get_future();
+  call([promise](absl::StatusOr<T> result) { promise->set_value(std::move(result)); });
+  return future.get();
+}
+
+// Waits, up to 2 s, until `condition` holds.
+bool eventually(const std::function<bool()>& condition);
+
+}  // namespace coordd::testing

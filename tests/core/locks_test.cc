@@ -1,0 +1,241 @@
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace coordd;
+using namespace coordd::testing;
+using core::LockState;
+
+namespace {
+auto newStore() { return std::make_shared<backend::memory::MemoryStore>(); }
+}  // namespace
+
+TEST_CASE("tryAcquire excludes other sessions and reports the holder", "[locks]") {
+  Daemon d(newStore());
+  auto a = d.open("alpha");
+  auto b = d.open("beta");
+
+  auto first = d.tryAcquire(a, "job");
+  REQUIRE(first.ok());
+  REQUIRE(first->acquired);
+  REQUIRE(first->token > 0);
+
+  auto second = d.tryAcquire(b, "job");
+  REQUIRE(second.ok());
+  REQUIRE_FALSE(second->acquired);
+  REQUIRE(second->holder.has_value());
+  CHECK(second->holder->owner.label == "alpha");
+  CHECK(second->holder->owner.session_id == a.id);
+  CHECK(second->holder->token == first->token);
+
+  auto check = d.core.check(a.id, "job");
+  REQUIRE(check.ok());
+  CHECK(check->state == LockState::kHeld);
+  CHECK(check->token == first->token);
+  CHECK(d.core.check(b.id, "job")->state == LockState::kNotHeld);
+}
+
+TEST_CASE("a lock is not re-entrant: the same session gets ALREADY_EXISTS", "[locks]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  CHECK(absl::IsAlreadyExists(d.tryAcquire(a, "job").status()));
+  CHECK(absl::IsAlreadyExists(d.acquire(a, "job", 100ms).status()));
+}
+
+TEST_CASE("fencing tokens strictly increase across successive holders and daemons", "[locks]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open();
+  auto b = d2.open();
+  int64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto& daemon = i % 2 == 0 ? d1 : d2;
+    auto& client = i % 2 == 0 ? a : b;
+    auto got = daemon.tryAcquire(client, "fenced");
+    REQUIRE(got.ok());
+    REQUIRE(got->acquired);
+    CHECK(got->token > last);
+    last = got->token;
+    REQUIRE(daemon.release(client, "fenced").ok());
+  }
+}
+
+TEST_CASE("release frees the lock; releasing what is not held is NOT_FOUND", "[locks]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  CHECK(absl::IsNotFound(d.release(b, "job")));
+  REQUIRE(d.release(a, "job").ok());
+  CHECK(absl::IsNotFound(d.release(a, "job")));
+  CHECK(d.tryAcquire(b, "job")->acquired);
+}
+
+TEST_CASE("blocking waiters get the lock in FIFO order", "[locks]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto holder = d1.open("holder");
+  REQUIRE(d1.tryAcquire(holder, "queue")->acquired);
+
+  // Waiters from two daemons, interleaved; the queue is cluster-wide.
+  std::vector<Daemon*> daemons = {&d2, &d1, &d2, &d1};
+  std::vector<Daemon::Client> clients;
+  std::vector<std::future<absl::StatusOr<int64_t>>> replies;
+  for (size_t i = 0; i < daemons.size(); ++i) {
+    clients.push_back(daemons[i]->open("waiter-" + std::to_string(i)));
+    replies.push_back(daemons[i]->acquireAsync(clients[i], "queue", 5000ms));
+    // Each waiter is queued before the next one asks.
+    REQUIRE(eventually([&] {
+      auto view = await<backend::LockView>([&](auto cb) { d1.backend.lockInfo("queue", cb); });
+      return view.ok() && view->waiters.size() == i + 1;
+    }));
+  }
+  REQUIRE(d1.release(holder, "queue").ok());
+  int64_t last = 0;
+  for (size_t i = 0; i < daemons.size(); ++i) {
+    REQUIRE(replies[i].wait_for(2s) == std::future_status::ready);
+    auto token = replies[i].get();
+    REQUIRE(token.ok());
+    CHECK(*token > last);
+    last = *token;
+    // Nobody behind got it before this one released.
+    for (size_t j = i + 1; j < daemons.size(); ++j) {
+      CHECK(replies[j].wait_for(0ms) == std::future_status::timeout);
+    }
+    REQUIRE(daemons[i]->release(clients[i], "queue").ok());
+  }
+}
+
+TEST_CASE("a timed-out acquire leaves no waiter behind", "[locks]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "slow")->acquired);
+  auto started = std::chrono::steady_clock::now();
+  auto result = d.acquire(b, "slow", 150ms);
+  auto waited = std::chrono::steady_clock::now() - started;
+  CHECK(absl::IsDeadlineExceeded(result.status()));
+  CHECK(waited >= 150ms);
+  CHECK(waited < 1500ms);
+  auto view = await<backend::LockView>([&](auto cb) { d.backend.lockInfo("slow", cb); });
+  REQUIRE(view.ok());
+  CHECK(view->waiters.empty());
+  // When the holder releases, the lock is free: nobody stale took it.
+  REQUIRE(d.release(a, "slow").ok());
+  CHECK(d.tryAcquire(a, "slow")->acquired);
+  CHECK(d.core.daemonStatus().lock_waiters == 0);
+}
+
+TEST_CASE("a cancelled acquire answers DEADLINE_EXCEEDED and leaves no waiter", "[locks]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "c")->acquired);
+  int64_t waiter = 0;
+  auto reply = d.acquireAsync(b, "c", 10000ms, &waiter);
+  REQUIRE(waiter != 0);
+  d.core.cancelAcquire(waiter);
+  REQUIRE(reply.wait_for(2s) == std::future_status::ready);
+  CHECK(absl::IsDeadlineExceeded(reply.get().status()));
+  REQUIRE(eventually([&] {
+    auto view = await<backend::LockView>([&](auto cb) { d.backend.lockInfo("c", cb); });
+    return view.ok() && view->waiters.empty();
+  }));
+}
+
+TEST_CASE("suspend makes a held lock SUSPENDED; reconnect RESTORES it", "[locks][link]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto token = d.tryAcquire(a, "job")->token;
+
+  d.backend.suspend();
+  auto suspended = a.events->waitLock("job", LockState::kSuspended);
+  REQUIRE(suspended);
+  CHECK(suspended->token == token);
+  CHECK(d.core.check(a.id, "job")->state == LockState::kSuspended);
+  // New work is refused while the link is in doubt.
+  CHECK(absl::IsUnavailable(d.tryAcquire(a, "other").status()));
+
+  d.backend.reconnect();
+  REQUIRE(a.events->waitLock("job", LockState::kRestored));
+  auto check = d.core.check(a.id, "job");
+  CHECK(check->state == LockState::kHeld);
+  CHECK(check->token == token);
+}
+
+TEST_CASE("a lock force-released while suspended is LOST on reconnect", "[locks][link]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open();
+  REQUIRE(d1.tryAcquire(a, "job")->acquired);
+  d1.backend.suspend();
+  REQUIRE(a.events->waitLock("job", LockState::kSuspended));
+  REQUIRE(await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); }).ok());
+  d1.backend.reconnect();
+  REQUIRE(a.events->waitLock("job", LockState::kLost));
+  CHECK(d1.core.check(a.id, "job")->state == LockState::kNotHeld);
+}
+
+TEST_CASE("an admin force release makes the holder's lock LOST at once", "[locks]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open();
+  auto b = d2.open();
+  auto token = d1.tryAcquire(a, "job")->token;
+  auto previous = await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); });
+  REQUIRE(previous.ok());
+  CHECK(previous->token == token);
+  auto lost = a.events->waitLock("job", LockState::kLost);
+  REQUIRE(lost);
+  CHECK(lost->reason == "released by an admin");
+  auto next = d2.tryAcquire(b, "job");
+  REQUIRE(next->acquired);
+  CHECK(next->token > token);
+}
+
+TEST_CASE("expiry makes every lock LOST and frees it for others", "[locks][link]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open();
+  auto b = d2.open();
+  auto token = d1.tryAcquire(a, "job")->token;
+  REQUIRE_FALSE(d2.tryAcquire(b, "job")->acquired);
+
+  d1.backend.suspend();
+  REQUIRE(a.events->waitLock("job", LockState::kSuspended));
+  d1.backend.expire();
+  auto lost = a.events->waitLock("job", LockState::kLost);
+  REQUIRE(lost);
+  CHECK(lost->reason == "coordinator session expired");
+  CHECK(d1.core.check(a.id, "job")->state == LockState::kNotHeld);
+  auto taken = d2.tryAcquire(b, "job");
+  REQUIRE(taken->acquired);
+  CHECK(taken->token > token);
+  // The expired daemon works again on its new coordinator session.
+  d1.waitLink(backend::LinkState::kConnected);
+  REQUIRE(d2.release(b, "job").ok());
+  CHECK(d1.tryAcquire(a, "job")->acquired);
+}
+
+TEST_CASE("a waiter whose coordinator session expires gets UNAVAILABLE, not the lock", "[locks][link]") {
+  auto store = newStore();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto holder = d2.open();
+  auto waiter = d1.open();
+  REQUIRE(d2.tryAcquire(holder, "job")->acquired);
+  auto reply = d1.acquireAsync(waiter, "job", 5000ms);
+  REQUIRE(eventually([&] { return d1.core.daemonStatus().lock_waiters == 1; }));
+  d1.backend.expire();
+  REQUIRE(reply.wait_for(2s) == std::future_status::ready);
+  CHECK(absl::IsUnavailable(reply.get().status()));
+  REQUIRE(d2.release(holder, "job").ok());
+  auto view = await<backend::LockView>([&](auto cb) { d2.backend.lockInfo("job", cb); });
+  CHECK_FALSE(view->holder.has_value());
+}

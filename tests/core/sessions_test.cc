@@ -1,0 +1,116 @@
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace coordd;
+using namespace coordd::testing;
+
+namespace {
+auto newStore() { return std::make_shared<backend::memory::MemoryStore>(); }
+}  // namespace
+
+TEST_CASE("closing a session releases its locks before the reply", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  REQUIRE(d.close(a).ok());
+  CHECK(d.tryAcquire(b, "job")->acquired);
+  CHECK(a.events->closed());
+  // Later calls on the ended session name why it ended.
+  auto late = d.core.check(a.id, "job");
+  CHECK(absl::IsFailedPrecondition(late.status()));
+  CHECK(late.status().message().find("closed by client") != std::string::npos);
+}
+
+TEST_CASE("a broken KeepAlive stream ends the session and frees its locks at once", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  d.core.detachStream(a.id, a.events.get());
+  REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
+}
+
+TEST_CASE("a session without pings ends after its ttl", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("hung", 1000ms);
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  auto ended = a.events->waitFor([](const core::Event& e) { return e.kind == core::Event::Kind::kEnded; }, 3000ms);
+  REQUIRE(ended);
+  CHECK(ended->reason.find("ttl expired") != std::string::npos);
+  CHECK(d.tryAcquire(b, "job")->acquired);
+}
+
+TEST_CASE("pings keep a session alive past its ttl", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("alive", 1000ms);
+  for (int i = 0; i < 8; ++i) {
+    std::this_thread::sleep_for(200ms);
+    REQUIRE(d.core.ping(a.id).ok());
+  }
+  CHECK(d.core.check(a.id, "x").ok());
+}
+
+TEST_CASE("the daemon sends heartbeats at least every W/3", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("hb", 1200ms);
+  // The first heartbeat comes when the stream binds; then one every 400 ms.
+  for (int i = 0; i < 3; ++i) {
+    auto heartbeat = a.events->waitFor([](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat; },
+                                       700ms);
+    REQUIRE(heartbeat);
+    CHECK(heartbeat->window == 1200ms);
+    REQUIRE(d.core.ping(a.id).ok());
+  }
+}
+
+TEST_CASE("one KeepAlive stream per session", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  CHECK(absl::IsAlreadyExists(d.core.attachStream(a.id, std::make_shared<RecordingSink>())));
+  CHECK(absl::IsNotFound(d.core.attachStream("0123456789abcdef", std::make_shared<RecordingSink>())));
+}
+
+TEST_CASE("session and hold limits answer RESOURCE_EXHAUSTED and change nothing", "[sessions][limits]") {
+  core::Limits limits;
+  limits.max_sessions = 2;
+  limits.max_holds_per_session = 2;
+  Daemon d(newStore(), limits);
+  auto a = d.open();
+  d.open();
+  auto third = d.core.openSession("third", 0ms, {});
+  CHECK(absl::IsResourceExhausted(third.status()));
+  CHECK(third.status().message().find("limits.max_sessions") != std::string::npos);
+
+  REQUIRE(d.tryAcquire(a, "one")->acquired);
+  REQUIRE(d.campaign(a, "two").ok());
+  auto over = d.tryAcquire(a, "three");
+  CHECK(absl::IsResourceExhausted(over.status()));
+  CHECK(over.status().message().find("limits.max_holds_per_session") != std::string::npos);
+  CHECK(d.core.daemonStatus().locks_held == 1);
+  CHECK(d.core.daemonStatus().candidacies == 1);
+}
+
+TEST_CASE("shutdown ends every session and releases everything in the coordinator", "[sessions]") {
+  auto store = newStore();
+  Daemon other(store);
+  auto watcher = other.open();
+  std::optional<Daemon::Client> a;
+  {
+    auto d = std::make_unique<Daemon>(store);
+    a = d->open();
+    REQUIRE(d->tryAcquire(*a, "job")->acquired);
+    REQUIRE(d->campaign(*a, "svc")->status == core::CandidateStatus::kPrimary);
+    REQUIRE(other.campaign(watcher, "svc")->status == core::CandidateStatus::kSecondary);
+    d->core.shutdown("daemon shutting down", absl::Seconds(2));
+    auto ended = a->events->waitFor([](const core::Event& e) { return e.kind == core::Event::Kind::kEnded; });
+    REQUIRE(ended);
+    CHECK(ended->reason == "daemon shutting down");
+    // Released in the coordinator before the backend closes: no expiry needed.
+    CHECK(other.tryAcquire(watcher, "job")->acquired);
+    REQUIRE(watcher.events->waitElection("svc", core::CandidateStatus::kPrimary));
+    CHECK(absl::IsUnavailable(d->core.openSession("late", 0ms, {}).status()));
+  }
+}

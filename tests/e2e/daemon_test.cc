@@ -1,0 +1,185 @@
+// The daemon process itself: shutdown, sockets, bad input and limits.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "coordd/client.h"
+#include "coordd/v1/coordd.grpc.pb.h"
+#include "harness.h"
+
+using namespace coordd::e2e;
+namespace v1 = coordd::v1;
+
+namespace {
+
+std::unique_ptr<coordd::Session> open(coordd::Client& client, const std::string& owner) {
+  coordd::SessionOptions options;
+  options.owner = owner;
+  auto session = client.openSession(options);
+  REQUIRE(session.ok());
+  return std::move(*session);
+}
+
+std::shared_ptr<grpc::Channel> channel(const Daemon& daemon) {
+  return grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+}
+
+// Calls a unary RPC with a 5 s deadline.
+template <typename Stub, typename Request, typename Response>
+grpc::Status call(Stub& stub,
+                  grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                  const Request& request, Response* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return (stub.*method)(&context, request, response);
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM: every client sees its session end, holds LOST/TERMINATED; coordd exits 0", "[e2e][daemon]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto session = open(*client, "library");
+  auto lock = session->tryLock("job");
+  REQUIRE(lock.ok());
+  REQUIRE(lock->acquired());
+  auto election = session->campaign("svc", "");
+  REQUIRE(election.ok());
+  REQUIRE((*election)->isPrimary());
+  auto guarded = daemon.startCoordctl({"lock", "other", "--", "sleep", "30"});
+  REQUIRE(eventually([&] { return daemon.coordctl({"locks", "info", "other", "--json"}).out.find("coordctl") != std::string::npos; }));
+
+  daemon.process().signal(SIGTERM);
+  auto code = daemon.process().wait(15s);
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  CHECK(eventually([&] { return session->ended(); }));
+  CHECK(session->endReason().find("daemon shutting down") != std::string::npos);
+  CHECK(lock->guard->state() == coordd::LockState::kLost);
+  CHECK((*election)->status() == coordd::ElectionStatus::kTerminated);
+  auto guarded_code = guarded->wait(10s);
+  REQUIRE(guarded_code.has_value());
+  CHECK(*guarded_code == 76);
+  CHECK(daemon.log().find("stopped") != std::string::npos);
+}
+
+TEST_CASE("a stale socket file is replaced; a live daemon's socket is refused", "[e2e][daemon]") {
+  TempDir dir;
+  const std::string path = dir.file("stale.sock");
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    ::close(fd);  // leaves the file behind, like a daemon killed with -9
+  }
+  Process first({COORDD_BIN, "--listen", "unix:" + path}, {}, dir.file("first"));
+  REQUIRE(eventually([&] {
+    Process status({COORDCTL_BIN, "--address", "unix:" + path, "status"}, {}, dir.file("status"));
+    return status.wait(5s) == 0;
+  }));
+  Process second({COORDD_BIN, "--listen", "unix:" + path}, {}, dir.file("second"));
+  auto code = second.wait(5s);
+  REQUIRE(code.has_value());
+  CHECK(*code == 1);
+  CHECK(second.err().find("another process") != std::string::npos);
+  CHECK(first.running());
+  first.signal(SIGTERM);
+  CHECK(first.wait(10s) == 0);
+}
+
+TEST_CASE("bad configuration stops coordd at start, naming the key", "[e2e][daemon]") {
+  TempDir dir;
+  Process bad({COORDD_BIN, "--listen", "unix:" + dir.file("x.sock"), "--max-sessions", "many"}, {}, dir.file("bad"));
+  CHECK(bad.wait(5s) == 2);
+  CHECK(bad.err().find("--max-sessions") != std::string::npos);
+  Process help({COORDD_BIN, "--help"}, {}, dir.file("help"));
+  CHECK(help.wait(5s) == 0);
+  CHECK(help.out().find("--listen") != std::string::npos);
+}
+
+TEST_CASE("bad input gets the documented codes while a good client keeps working", "[e2e][daemon]") {
+  Daemon daemon({"--max-sessions", "6"});
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto good = open(*client, "good");
+  auto held = good->tryLock("precious");
+  REQUIRE(held.ok());
+  REQUIRE(held->acquired());
+
+  auto ch = channel(daemon);
+  v1::Sessions::Stub sessions(ch);
+  v1::Locks::Stub locks(ch);
+  v1::Elections::Stub elections(ch);
+
+  v1::OpenRequest open_request;
+  open_request.set_owner("hostile");
+  v1::OpenResponse opened;
+  REQUIRE(call(sessions, &v1::Sessions::Stub::Open, open_request, &opened).ok());
+  const std::string sid = opened.session_id();
+
+  auto expect = [](const grpc::Status& status, grpc::StatusCode code, const std::string& field) {
+    CHECK(status.error_code() == code);
+    CHECK(status.error_message().find(field) != std::string::npos);
+  };
+
+  v1::TryAcquireRequest try_request;
+  v1::TryAcquireResponse try_response;
+  try_request.set_session_id(sid);
+  // (Invalid UTF-8 never reaches coordd: gRPC refuses to parse such a string.)
+  for (const std::string& name : {std::string(""), std::string(513, 'n'), std::string("bell\a")}) {
+    try_request.set_name(name);
+    expect(call(locks, &v1::Locks::Stub::TryAcquire, try_request, &try_response), grpc::INVALID_ARGUMENT, "name");
+  }
+  try_request.set_name("precious");
+  try_request.set_session_id("0000000000000000");
+  expect(call(locks, &v1::Locks::Stub::TryAcquire, try_request, &try_response), grpc::NOT_FOUND, "session_id");
+
+  v1::CampaignRequest campaign;
+  v1::CampaignResponse campaigned;
+  campaign.set_session_id(sid);
+  campaign.set_election("svc");
+  campaign.set_value(std::string(64 * 1024 + 1, 'v'));
+  expect(call(elections, &v1::Elections::Stub::Campaign, campaign, &campaigned), grpc::INVALID_ARGUMENT, "value");
+
+  v1::AcquireRequest acquire;
+  v1::AcquireResponse acquired;
+  acquire.set_session_id(sid);
+  acquire.set_name("precious");
+  acquire.set_timeout_ms(-5);
+  expect(call(locks, &v1::Locks::Stub::Acquire, acquire, &acquired), grpc::INVALID_ARGUMENT, "timeout_ms");
+
+  v1::OpenRequest bad_ttl;
+  bad_ttl.set_owner("x");
+  bad_ttl.set_ttl_ms(10);
+  expect(call(sessions, &v1::Sessions::Stub::Open, bad_ttl, &opened), grpc::INVALID_ARGUMENT, "ttl_ms");
+
+  // Sessions up to the limit (6: good, hostile, and four more), then no more.
+  for (int i = 0; i < 4; ++i) REQUIRE(call(sessions, &v1::Sessions::Stub::Open, open_request, &opened).ok());
+  expect(call(sessions, &v1::Sessions::Stub::Open, open_request, &opened), grpc::RESOURCE_EXHAUSTED,
+         "max_sessions");
+
+  // A KeepAlive stream for an unknown session is refused.
+  {
+    grpc::ClientContext context;
+    auto stream = sessions.KeepAlive(&context);
+    v1::KeepAliveRequest ping;
+    ping.set_session_id("ffffffffffffffff");
+    stream->Write(ping);
+    v1::KeepAliveResponse ignored;
+    while (stream->Read(&ignored)) {
+    }
+    CHECK(stream->Finish().error_code() == grpc::NOT_FOUND);
+  }
+
+  // Throughout, the good client kept its lock and can still work.
+  CHECK(held->guard->held());
+  auto check = good->tryLock("another");
+  REQUIRE(check.ok());
+  CHECK(check->acquired());
+  CHECK(daemon.process().running());
+}

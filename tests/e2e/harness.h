@@ -1,0 +1,94 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace coordd::e2e {
+
+using namespace std::chrono_literals;
+
+// A fresh temporary directory, removed with its contents at the end.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A child process with its output in files.
+class Process {
+ public:
+  // Starts argv[0] (a path) with `env` added to this process's environment.
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env, const std::string& output_prefix);
+  ~Process();  // SIGKILLs it if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int signo) const;
+  // The exit code (128+signal if killed), or nullopt if still running after
+  // `timeout`.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string out() const;
+  std::string err() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string out_path_;
+  std::string err_path_;
+};
+
+// The real coordd on a Unix socket in its own temporary directory.
+class Daemon {
+ public:
+  explicit Daemon(std::vector<std::string> extra_args = {});
+  ~Daemon();
+
+  const std::string& address() const { return address_; }
+  Process& process() { return *process_; }
+  // Runs coordctl against this daemon and waits for it.
+  struct Result {
+    int code;
+    std::string out;
+    std::string err;
+  };
+  Result coordctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 10s);
+  // Starts coordctl against this daemon in the background.
+  std::unique_ptr<Process> startCoordctl(std::vector<std::string> args);
+  std::string log() const;
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  TempDir dir_;
+  std::string address_;
+  std::unique_ptr<Process> process_;
+  int next_output_ = 0;
+};
+
+// Waits up to `timeout` until `condition` holds, checking every millisecond.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5s);
+
+std::string readFile(const std::string& path);
+std::vector<std::string> readLines(const std::string& path);
+// CLOCK_MONOTONIC in microseconds: the same clock in every process.
+int64_t monotonicMicros();
+
+// The e2e binary doubles as a worker for `coordctl elect/lock -- CMD`.
+// Returns the exit code when argv asks for worker mode, nullopt otherwise.
+std::optional<int> runWorkerIfAsked(int argc, char** argv);
+std::vector<std::string> workerCommand(const std::string& lock_file, const std::string& log_file);
+
+}  // namespace coordd::e2e

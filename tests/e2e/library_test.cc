@@ -1,0 +1,162 @@
+// The C++ client library against the real daemon.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "coordd/admin.h"
+#include "coordd/client.h"
+#include "coordd/primary_loop.h"
+#include "harness.h"
+
+using namespace coordd::e2e;
+
+namespace {
+
+std::unique_ptr<coordd::Session> open(coordd::Client& client, const std::string& owner) {
+  coordd::SessionOptions options;
+  options.owner = owner;
+  options.ttl = absl::Seconds(3);
+  auto session = client.openSession(options);
+  REQUIRE(session.ok());
+  return std::move(*session);
+}
+
+}  // namespace
+
+TEST_CASE("library: tryLock guard, holder record, release on destruction", "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*client, "alpha");
+  auto b = open(*client, "beta");
+  int64_t token = 0;
+  {
+    auto got = a->tryLock("job");
+    REQUIRE(got.ok());
+    REQUIRE(got->acquired());
+    CHECK(got->guard->held());
+    token = got->guard->token();
+    auto other = b->tryLock("job");
+    REQUIRE(other.ok());
+    CHECK_FALSE(other->acquired());
+    CHECK(other->holder.owner == "alpha");
+    CHECK(other->holder.session_id == a->id());
+  }
+  auto after = b->tryLock("job");
+  REQUIRE(after.ok());
+  REQUIRE(after->acquired());
+  CHECK(after->guard->token() > token);
+}
+
+TEST_CASE("library: held() turns false when an admin force-releases the lock", "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*client, "alpha");
+  auto got = a->tryLock("job");
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  REQUIRE(daemon.coordctl({"locks", "release", "job"}).code == 0);
+  CHECK(eventually([&] { return got->guard->state() == coordd::LockState::kLost; }));
+  CHECK_FALSE(got->guard->held());
+}
+
+TEST_CASE("library: election handles follow primaryship; the change callback fires", "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*client, "alpha");
+  auto b = open(*client, "beta");
+  auto first = a->campaign("svc", "a:1");
+  REQUIRE(first.ok());
+  CHECK((*first)->isPrimary());
+  std::atomic<int> changes{0};
+  coordd::CampaignOptions options;
+  options.on_change = [&](const coordd::ElectionState&) { ++changes; };
+  auto second = b->campaign("svc", "b:1", options);
+  REQUIRE(second.ok());
+  CHECK_FALSE((*second)->isPrimary());
+
+  auto leader = client->leader("svc");
+  REQUIRE(leader.ok());
+  REQUIRE(leader->has_value());
+  CHECK((*leader)->value == "a:1");
+  int64_t first_term = (*first)->term();
+
+  REQUIRE((*first)->resign().ok());
+  REQUIRE(eventually([&] { return (*second)->isPrimary(); }));
+  CHECK((*second)->term() > first_term);
+  CHECK(changes.load() >= 1);
+  auto checked = (*second)->checkStatus();
+  REQUIRE(checked.ok());
+  CHECK(checked->status == coordd::ElectionStatus::kPrimary);
+}
+
+TEST_CASE("library: observe streams leader changes", "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto observer = client->observe("svc", [&](const std::optional<coordd::LeaderInfo>& leader) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(leader ? leader->value : "-");
+  });
+  REQUIRE(observer.ok());
+  auto snapshot = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen;
+  };
+  REQUIRE(eventually([&] { return snapshot().size() == 1; }));
+  auto a = open(*client, "alpha");
+  auto election = a->campaign("svc", "a:1");
+  REQUIRE(election.ok());
+  REQUIRE(eventually([&] { return snapshot().size() == 2; }));
+  REQUIRE((*election)->resign().ok());
+  REQUIRE(eventually([&] { return snapshot().size() == 3; }));
+  CHECK(snapshot() == std::vector<std::string>{"-", "a:1", "-"});
+}
+
+TEST_CASE("library: the primary loop runs only while primary and hands over every N runs", "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*client, "alpha");
+  auto b = open(*client, "beta");
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> runs;  // who, term
+  std::atomic<bool> stop{false};
+  auto loop = [&](coordd::Session& session, const std::string& who) {
+    coordd::PrimaryLoopOptions options;
+    options.election = "looping";
+    options.interval = absl::Milliseconds(20);
+    options.step_down_every = 3;
+    return coordd::runPrimaryLoop(
+        session, options,
+        [&](int64_t term) {
+          std::lock_guard<std::mutex> lock(mu);
+          runs.emplace_back(who, term);
+        },
+        stop);
+  };
+  absl::Status status_a, status_b;
+  std::thread ta([&] { status_a = loop(*a, "a"); });
+  std::thread tb([&] { status_b = loop(*b, "b"); });
+  bool both_ran = eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::count_if(runs.begin(), runs.end(), [](const auto& r) { return r.first == "a"; }) >= 3 &&
+           std::count_if(runs.begin(), runs.end(), [](const auto& r) { return r.first == "b"; }) >= 3;
+  }, 10s);
+  stop = true;
+  ta.join();
+  tb.join();
+  CHECK(both_ran);
+  CHECK(status_a.ok());
+  CHECK(status_b.ok());
+  // Terms never go back, and a term belongs to one primary only.
+  std::map<int64_t, std::string> owner_of_term;
+  int64_t last = 0;
+  for (const auto& [who, term] : runs) {
+    CHECK(term >= last);
+    last = term;
+    auto [it, inserted] = owner_of_term.emplace(term, who);
+    CHECK(it->second == who);
+  }
+  CHECK(owner_of_term.size() >= 2);
+}

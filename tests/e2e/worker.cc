@@ -1,0 +1,55 @@
+// Worker mode of the e2e binary: what `coordctl elect -- CMD` runs in tests.
+// It takes an exclusive flock on a shared file for as long as it lives, so two
+// workers running at once cannot go unnoticed, and logs its life to a file.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "harness.h"
+
+namespace coordd::e2e {
+namespace {
+
+constexpr char kWorkerFlag[] = "--e2e-worker";
+volatile std::sig_atomic_t stop_requested = 0;
+
+void logLine(const std::string& log_file, const std::string& what) {
+  std::ofstream(log_file, std::ios::app) << absl::StrCat(what, " ", getpid(), " ", getppid(), " ",
+                                                         monotonicMicros(), " ",
+                                                         std::getenv("COORDD_TERM") ? std::getenv("COORDD_TERM") : "0")
+                                         << std::endl;
+}
+
+}  // namespace
+
+std::vector<std::string> workerCommand(const std::string& lock_file, const std::string& log_file) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  self[n > 0 ? n : 0] = '\0';
+  return {self, kWorkerFlag, lock_file, log_file};
+}
+
+std::optional<int> runWorkerIfAsked(int argc, char** argv) {
+  if (argc != 4 || std::strcmp(argv[1], kWorkerFlag) != 0) return std::nullopt;
+  const std::string lock_file = argv[2];
+  const std::string log_file = argv[3];
+  std::signal(SIGTERM, [](int) { stop_requested = 1; });
+  int fd = open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    logLine(log_file, "OVERLAP");
+    return 3;
+  }
+  logLine(log_file, "start");
+  while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  logLine(log_file, "stop");
+  return 0;
+}
+
+}  // namespace coordd::e2e
