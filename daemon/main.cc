@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   server_ptr = server->get();
   core.start();
   backend.registerMember(backend::Member{node_id, cfg.node_attributes, COORDD_VERSION, absl::Now()});
-  for (const auto& address : cfg.listen) spdlog::info("listening on {}", address);
+  for (const auto& address : (*server)->addresses()) spdlog::info("listening on {}", address);
 
   int signal = 0;
   sigwait(&signals, &signal);

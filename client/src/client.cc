@@ -98,8 +98,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::connect(std::string address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto endpoint = std::make_shared<detail::Endpoint>(detail::Endpoint{
-      *target, grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args)});
+  auto endpoint = std::make_shared<detail::Endpoint>(
+      *target, grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args));
   auto admin = std::make_unique<Admin>(endpoint);
   return std::unique_ptr<Client>(new Client(std::move(endpoint), std::move(admin)));
 }

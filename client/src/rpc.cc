@@ -1,5 +1,7 @@
 #include "rpc.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "coordd/admin.h"
 
@@ -9,6 +11,37 @@ namespace coordd::detail {
 static_assert(static_cast<int>(grpc::StatusCode::UNAVAILABLE) == static_cast<int>(absl::StatusCode::kUnavailable));
 static_assert(static_cast<int>(grpc::StatusCode::UNAUTHENTICATED) ==
               static_cast<int>(absl::StatusCode::kUnauthenticated));
+
+Endpoint::Endpoint(std::string address_in, std::shared_ptr<grpc::Channel> channel_in)
+    : address(std::move(address_in)), channel(std::move(channel_in)), watcher_([this] { watch(); }) {}
+
+Endpoint::~Endpoint() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    // The last reference: the channel shuts down, which completes the watch.
+    channel.reset();
+  }
+  watcher_.join();
+}
+
+void Endpoint::watch() {
+  void* tag = nullptr;
+  bool ok = false;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+      // Waiting on the queue below polls the channel's connection.
+      channel->NotifyOnStateChange(channel->GetState(/*try_to_connect=*/false), gpr_inf_future(GPR_CLOCK_REALTIME),
+                                   &watch_queue_, nullptr);
+    }
+    if (!watch_queue_.Next(&tag, &ok)) break;
+  }
+  watch_queue_.Shutdown();
+  while (watch_queue_.Next(&tag, &ok)) {
+  }
+}
 
 absl::Status toStatus(const Endpoint& endpoint, const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();

@@ -5,10 +5,13 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordd/types.h"
 #include "coordd/v1/coordd.grpc.pb.h"
@@ -18,9 +21,31 @@ namespace coordd::detail {
 // Bound of every unary call that may touch the coordinator.
 inline constexpr absl::Duration kCallTimeout = absl::Seconds(10);
 
+// The channel to one coordd, shared by a Client and all it makes.
+//
+// gRPC reads a connection only while a thread polls for it: during a call,
+// or every 5 s from its backup poller. An idle connection would leave the
+// daemon's GOAWAY unanswered, and coordd's shutdown would wait for it. So a
+// thread keeps a connectivity watch on the channel, which has the connection
+// read whenever it is open.
 struct Endpoint {
-  std::string address;
+  Endpoint(std::string address_in, std::shared_ptr<grpc::Channel> channel_in);
+  // Destroys the channel, which ends the watch: stubs made from `channel`
+  // must not outlive the Endpoint.
+  ~Endpoint();
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  const std::string address;
   std::shared_ptr<grpc::Channel> channel;
+
+ private:
+  void watch();
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::CompletionQueue watch_queue_;
+  std::thread watcher_;
 };
 
 // grpc::Status -> absl::Status, code for code, keeping the message. An

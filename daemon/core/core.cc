@@ -106,6 +106,17 @@ absl::StatusOr<Core::Session*> Core::findSession(const std::string& session_id) 
   return absl::NotFoundError(absl::StrCat("session_id: no session ", session_id));
 }
 
+absl::StatusOr<Core::Session*> Core::admitNewHold(const std::string& session_id) {
+  auto session = findSession(session_id);
+  if (!session.ok()) return session;
+  if (auto status = serving(); !status.ok()) return status;
+  if (link_ != backend::LinkState::kConnected) {
+    return absl::UnavailableError(
+        absl::StrCat("coordinator link ", backend::linkStateName(link_), "; retry when it is back"));
+  }
+  return session;
+}
+
 absl::Status Core::admitHold(const Session& session) const {
   if (static_cast<int64_t>(session.holds()) >= options_.limits.max_holds_per_session) {
     return absl::ResourceExhaustedError(absl::StrCat("session ", session.id, " holds ", session.holds(),
@@ -127,8 +138,8 @@ void Core::send(Session& session, Event event) {
 
 void Core::sendLock(Session& session, const std::string& name, LockState state, int64_t token,
                     const std::string& reason) {
-  spdlog::info("lock {}: name=\"{}\" owner=\"{}\" session={} token={}{}{}", lockStateName(state), name,
-               session.owner, session.id, token, reason.empty() ? "" : " reason=", reason);
+  spdlog::info("lock {}: name={:?} owner={:?} session={} token={} reason={:?}", lockStateName(state), name,
+               session.owner, session.id, token, reason);
   Event event;
   event.kind = Event::Kind::kLock;
   event.name = name;
@@ -168,7 +179,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   session.last_ping = session.last_sent = Clock::now();
   SessionInfo info{id, ttl, session.window, options_.node_id};
   sessions_.emplace(id, std::move(session));
-  spdlog::info("session opened: session={} owner=\"{}\" ttl={}ms", id, owner, ttl.count());
+  spdlog::info("session opened: session={} owner={:?} ttl={}ms", id, owner, ttl.count());
   return info;
 }
 
@@ -267,7 +278,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
     session.sink->send(ended);
     session.sink->close();
   }
-  spdlog::info("session ended: session={} owner=\"{}\" reason=\"{}\" released={} withdrawn={}", session_id,
+  spdlog::info("session ended: session={} owner={:?} reason={:?} released={} withdrawn={}", session_id,
                session.owner, reason, session.locks.size(), session.candidacies.size());
   // Drops the initial count outside the lock.
   deferred.push_back(one_done);
@@ -295,7 +306,7 @@ void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
   if (status.ok() || absl::IsNotFound(status) || absl::IsAborted(status)) {
     // Done, already gone, or gone with the expired coordinator session.
   } else {
-    spdlog::warn("could not delete {} \"{}\" token={} ({}); will retry", orphan.is_lock ? "lock" : "candidacy",
+    spdlog::warn("could not delete {} {:?} token={} ({}); will retry", orphan.is_lock ? "lock" : "candidacy",
                  orphan.name, orphan.token, status.ToString());
     orphans_.push_back(orphan);
   }

@@ -147,6 +147,12 @@ class Core : private backend::Listener {
   void onLeaderChanged(const std::string& election, const std::optional<backend::Candidate>& leader) override;
 
   absl::StatusOr<Session*> findSession(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The session, if it may take a new lock, wait or candidacy now: it exists,
+  // the daemon serves and the coordinator link is up.
+  absl::StatusOr<Session*> admitNewHold(const std::string& session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The same, and `name` is neither held nor awaited by it, and its limit allows one more.
+  absl::StatusOr<Session*> admitLock(const std::string& session_id, const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status admitHold(const Session& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status serving() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   backend::OwnerRecord ownerOf(const Session& session) const;

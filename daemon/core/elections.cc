@@ -20,9 +20,9 @@ ElectionStatus Core::statusOf(const Candidacy& candidacy) const {
 
 void Core::sendElection(Session& session, const std::string& election, const Candidacy& candidacy) {
   ElectionStatus status = statusOf(candidacy);
-  spdlog::info("election {}: election=\"{}\" owner=\"{}\" session={} term={}{}{}",
+  spdlog::info("election {}: election={:?} owner={:?} session={} term={} reason={:?}",
                candidateStatusName(status.status), election, session.owner, session.id, candidacy.term,
-               status.reason.empty() ? "" : " reason=", status.reason);
+               status.reason);
   Event event;
   event.kind = Event::Kind::kElection;
   event.name = election;
@@ -38,13 +38,9 @@ void Core::campaign(const std::string& session_id, const std::string& election, 
   if (refused.ok()) refused = validateValue("value", value);
   if (refused.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto session = findSession(session_id);
+    auto session = admitNewHold(session_id);
     if (!session.ok()) {
       refused = session.status();
-    } else if (auto status = serving(); !status.ok()) {
-      refused = status;
-    } else if (link_ != backend::LinkState::kConnected) {
-      refused = absl::UnavailableError("coordinator link is not connected; retry when it is back");
     } else {
       auto& candidacies = (*session)->candidacies;
       auto existing = candidacies.find(election);
@@ -101,7 +97,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
               session->candidacies.erase(election);
             } else if (!failed.ok()) {
               // A rejoin that failed: stays TERMINATED, the sweeper tries again.
-              spdlog::warn("rejoin of election \"{}\" for session {} failed: {}", election, session_id,
+              spdlog::warn("rejoin of election {:?} for session {} failed: {}", election, session_id,
                            failed.ToString());
             } else {
               candidacy->terminated = false;
@@ -159,7 +155,7 @@ void Core::resign(const std::string& session_id, const std::string& election, St
       } else {
         Candidacy candidacy = it->second;
         (*session)->candidacies.erase(it);
-        spdlog::info("election RESIGNED: election=\"{}\" owner=\"{}\" session={} term={}", election,
+        spdlog::info("election RESIGNED: election={:?} owner={:?} session={} term={}", election,
                      (*session)->owner, session_id, candidacy.term);
         if (!candidacy.registering && !candidacy.terminated) {
           candidacy_index_.erase({election, candidacy.term});

@@ -6,32 +6,24 @@
 #include "spdlog/spdlog.h"
 
 namespace coordd::core {
-namespace {
-
-absl::Status linkUp(backend::LinkState link) {
-  if (link == backend::LinkState::kConnected) return absl::OkStatus();
-  return absl::UnavailableError(
-      absl::StrCat("coordinator link ", backend::linkStateName(link), "; retry when it is back"));
+absl::StatusOr<Core::Session*> Core::admitLock(const std::string& session_id, const std::string& name) {
+  auto session = admitNewHold(session_id);
+  if (!session.ok()) return session;
+  if ((*session)->locks.count(name) != 0 || (*session)->waits.count(name) != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("name: lock '", name, "' is already held or awaited by this session"));
+  }
+  if (auto admit = admitHold(**session); !admit.ok()) return admit;
+  return session;
 }
-
-}  // namespace
 
 void Core::tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply) {
   if (auto status = validateName("name", name); !status.ok()) return reply(status);
   absl::Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto session = findSession(session_id);
+    auto session = admitLock(session_id, name);
     if (!session.ok()) {
       refused = session.status();
-    } else if (auto status = serving(); !status.ok()) {
-      refused = status;
-    } else if (auto link = linkUp(link_); !link.ok()) {
-      refused = link;
-    } else if ((*session)->locks.count(name) != 0 || (*session)->waits.count(name) != 0) {
-      refused = absl::AlreadyExistsError(absl::StrCat("name: lock '", name, "' is already held by this session"));
-    } else if (auto admit = admitHold(**session); !admit.ok()) {
-      refused = admit;
     } else {
       int64_t epoch = epoch_;
       backend_.tryLock(name, ownerOf(**session),
@@ -87,18 +79,9 @@ int64_t Core::acquire(const std::string& session_id, const std::string& name, st
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto session = findSession(session_id);
+    auto session = admitLock(session_id, name);
     if (!session.ok()) {
       refused = session.status();
-    } else if (auto status = serving(); !status.ok()) {
-      refused = status;
-    } else if (auto link = linkUp(link_); !link.ok()) {
-      refused = link;
-    } else if ((*session)->locks.count(name) != 0 || (*session)->waits.count(name) != 0) {
-      refused = absl::AlreadyExistsError(
-          absl::StrCat("name: lock '", name, "' is already held or awaited by this session"));
-    } else if (auto admit = admitHold(**session); !admit.ok()) {
-      refused = admit;
     } else {
       int64_t waiter_id = next_id_++;
       (*session)->waits[name] = waiter_id;
@@ -183,7 +166,7 @@ void Core::release(const std::string& session_id, const std::string& name, Statu
         int64_t token = held->second.token;
         (*session)->locks.erase(held);
         lock_index_.erase({name, token});
-        spdlog::info("lock RELEASED: name=\"{}\" owner=\"{}\" session={} token={}", name, (*session)->owner,
+        spdlog::info("lock RELEASED: name={:?} owner={:?} session={} token={}", name, (*session)->owner,
                      session_id, token);
         deleteLock(name, token, [reply] { reply(absl::OkStatus()); });
         return;

@@ -88,8 +88,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
     return absl::UnavailableError(absl::StrCat("listen: cannot bind every address of [",
                                                absl::StrJoin(options.listen, ", "), "] (in use, or no permission?)"));
   }
+  for (const auto& address : options.listen) {
+    if (absl::StartsWith(address, "unix:")) server->addresses_.push_back(address);
+  }
   for (const auto& [address, port] : tcp_ports) {
     if (*port == 0) return absl::UnavailableError(absl::StrCat("listen: cannot bind ", address));
+    server->addresses_.push_back(absl::StrCat(address.substr(0, address.rfind(':')), ":", *port));
   }
   for (const auto& path : server->socket_paths_) {
     if (::chmod(path.c_str(), options.socket_mode) != 0) {

@@ -28,6 +28,8 @@ class Server {
                                                        backend::Backend& backend);
   ~Server();
 
+  // The addresses served, TCP ports as bound (":0" asks for any free port).
+  const std::vector<std::string>& addresses() const { return addresses_; }
   // SERVING / NOT_SERVING for grpc.health.v1.Health.
   void setServing(bool serving);
   // Stops accepting and waits for calls in flight up to `deadline`, then
@@ -41,6 +43,7 @@ class Server {
   LocksService locks_;
   ElectionsService elections_;
   AdminService admin_;
+  std::vector<std::string> addresses_;
   std::vector<std::string> socket_paths_;
   std::unique_ptr<grpc::Server> server_;
 };

@@ -26,7 +26,7 @@ TEST_CASE("the documented example configuration is valid", "[config]") {
   CHECK(parsed->config.listen == std::vector<std::string>{"unix:/tmp/coordd.sock"});
 }
 
-TEST_CASE("flags override the file; the first list flag replaces the file's list", "[config]") {
+TEST_CASE("flags override the file - the first list flag replaces the file's list", "[config]") {
   auto file = writeTemp("listen: [\"unix:/tmp/a.sock\"]\nlog_format: json\nlimits:\n  max_sessions: 7\n");
   auto parsed = parseCommandLine({"--config", file, "--log-format=text", "--listen", "127.0.0.1:0", "--listen",
                                   "unix:/tmp/b.sock"});

@@ -24,7 +24,7 @@ struct LeaderLog : core::LeaderObserver {
 };
 }  // namespace
 
-TEST_CASE("one primary; on resign the next candidate takes over with a higher term", "[elections]") {
+TEST_CASE("one primary - on resign the next candidate takes over with a higher term", "[elections]") {
   auto store = newStore();
   Daemon d1(store);
   Daemon d2(store);
@@ -51,7 +51,7 @@ TEST_CASE("one primary; on resign the next candidate takes over with a higher te
   CHECK(d1.core.status(a.id, "svc")->status == CandidateStatus::kNotCandidate);
 }
 
-TEST_CASE("suspend makes the primary SUSPENDED; reconnect restores PRIMARY", "[elections][link]") {
+TEST_CASE("suspend makes the primary SUSPENDED - reconnect restores PRIMARY", "[elections][link]") {
   Daemon d(newStore());
   auto a = d.open();
   auto term = d.campaign(a, "svc")->term;
@@ -66,7 +66,7 @@ TEST_CASE("suspend makes the primary SUSPENDED; reconnect restores PRIMARY", "[e
   CHECK(d.core.status(a.id, "svc")->status == CandidateStatus::kPrimary);
 }
 
-TEST_CASE("expiry TERMINATES candidacies; rejoin re-registers them, others stay out", "[elections][link]") {
+TEST_CASE("expiry TERMINATES candidacies - rejoin re-registers them / others stay out", "[elections][link]") {
   auto store = newStore();
   Daemon d1(store);
   Daemon d2(store);
@@ -97,7 +97,7 @@ TEST_CASE("expiry TERMINATES candidacies; rejoin re-registers them, others stay 
   CHECK(d1.campaign(quitter, "svc2", false)->status == CandidateStatus::kPrimary);
 }
 
-TEST_CASE("an admin step-down moves primaryship on; the old primary rejoins behind", "[elections]") {
+TEST_CASE("an admin step-down moves primaryship on - the old primary rejoins behind", "[elections]") {
   auto store = newStore();
   Daemon d1(store);
   Daemon d2(store);
@@ -125,7 +125,7 @@ TEST_CASE("ending a session withdraws its candidacies at once", "[elections][ses
   REQUIRE(b.events->waitElection("svc", CandidateStatus::kPrimary));
 }
 
-TEST_CASE("observers see every leader change, starting with the current one", "[elections]") {
+TEST_CASE("observers see every leader change / starting with the current one", "[elections]") {
   Daemon d(newStore());
   auto a = d.open("a");
   auto b = d.open("b");

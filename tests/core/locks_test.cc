@@ -62,7 +62,7 @@ TEST_CASE("fencing tokens strictly increase across successive holders and daemon
   }
 }
 
-TEST_CASE("release frees the lock; releasing what is not held is NOT_FOUND", "[locks]") {
+TEST_CASE("release frees the lock - releasing what is not held is NOT_FOUND", "[locks]") {
   Daemon d(newStore());
   auto a = d.open();
   auto b = d.open();
@@ -146,7 +146,7 @@ TEST_CASE("a cancelled acquire answers DEADLINE_EXCEEDED and leaves no waiter", 
   }));
 }
 
-TEST_CASE("suspend makes a held lock SUSPENDED; reconnect RESTORES it", "[locks][link]") {
+TEST_CASE("suspend makes a held lock SUSPENDED - reconnect RESTORES it", "[locks][link]") {
   Daemon d(newStore());
   auto a = d.open();
   auto token = d.tryAcquire(a, "job")->token;
@@ -223,7 +223,7 @@ TEST_CASE("expiry makes every lock LOST and frees it for others", "[locks][link]
   CHECK(d1.tryAcquire(a, "job")->acquired);
 }
 
-TEST_CASE("a waiter whose coordinator session expires gets UNAVAILABLE, not the lock", "[locks][link]") {
+TEST_CASE("a waiter whose coordinator session expires gets UNAVAILABLE / not the lock", "[locks][link]") {
   auto store = newStore();
   Daemon d1(store);
   Daemon d2(store);

@@ -26,7 +26,7 @@ TEST_CASE("names: 1 to 512 bytes of UTF-8 without control characters", "[validat
   CHECK(names(core::validateName("name", "\xC2\x85"), "name"));      // C1 control
 }
 
-TEST_CASE("bad input is refused with the field named, and changes nothing", "[validation]") {
+TEST_CASE("bad input is refused with the field named / and changes nothing", "[validation]") {
   Daemon d(std::make_shared<backend::memory::MemoryStore>());
   auto a = d.open();
   CHECK(names(d.tryAcquire(a, "").status(), "name"));

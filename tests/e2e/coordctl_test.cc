@@ -48,7 +48,7 @@ bool pidAlive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
 }  // namespace
 
-TEST_CASE("coordctl lock: a second holder exits 75 naming the first; kill -9 frees the lock", "[e2e][coordctl]") {
+TEST_CASE("coordctl lock: a second holder exits 75 naming the first - kill -9 frees the lock", "[e2e][coordctl]") {
   Daemon daemon;
   const std::string child_pid = daemon.dir().file("child.pid");
   auto first = daemon.startCoordctl({"lock", "same", "--", "/bin/sh", "-c", "echo $$ > " + child_pid + "; exec sleep 5"});
@@ -88,7 +88,7 @@ TEST_CASE("coordctl lock: a second holder exits 75 naming the first; kill -9 fre
   CHECK(eventually([&] { return !pidAlive(sleeper); }, 2s));
 }
 
-TEST_CASE("coordctl lock: runs CMD with the lock and its token, exits with CMD's code", "[e2e][coordctl]") {
+TEST_CASE("coordctl lock: runs CMD with the lock and its token / exits with CMD's code", "[e2e][coordctl]") {
   Daemon daemon;
   auto result = daemon.coordctl({"lock", "job", "--", "/bin/sh", "-c", "echo $COORDD_LOCK $COORDD_FENCING_TOKEN; exit 3"});
   CHECK(result.code == 3);
@@ -117,7 +117,7 @@ TEST_CASE("coordctl lock: a force-released lock stops CMD and exits 76", "[e2e][
   CHECK(*code == 76);
 }
 
-TEST_CASE("coordctl elect: one worker at a time; kill -9 of the primary hands over", "[e2e][coordctl]") {
+TEST_CASE("coordctl elect: one worker at a time - kill -9 of the primary hands over", "[e2e][coordctl]") {
   Daemon daemon;
   const std::string lock_file = daemon.dir().file("worker.lock");
   const std::string log_file = daemon.dir().file("worker.log");
@@ -168,7 +168,7 @@ TEST_CASE("coordctl elect: a worker that exits by itself ends coordctl with its 
   CHECK(leader.out.find("copy") == std::string::npos);
 }
 
-TEST_CASE("coordctl status, leader, members and usage errors", "[e2e][coordctl]") {
+TEST_CASE("coordctl status / leader / members and usage errors", "[e2e][coordctl]") {
   Daemon daemon;
   auto status = daemon.coordctl({"status"});
   CHECK(status.code == 0);

@@ -40,7 +40,7 @@ grpc::Status call(Stub& stub,
 
 }  // namespace
 
-TEST_CASE("SIGTERM: every client sees its session end, holds LOST/TERMINATED; coordd exits 0", "[e2e][daemon]") {
+TEST_CASE("SIGTERM: every client sees its session end / holds LOST/TERMINATED - coordd exits 0", "[e2e][daemon]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
   auto session = open(*client, "library");
@@ -67,7 +67,7 @@ TEST_CASE("SIGTERM: every client sees its session end, holds LOST/TERMINATED; co
   CHECK(daemon.log().find("stopped") != std::string::npos);
 }
 
-TEST_CASE("a stale socket file is replaced; a live daemon's socket is refused", "[e2e][daemon]") {
+TEST_CASE("a stale socket file is replaced - a live daemon's socket is refused", "[e2e][daemon]") {
   TempDir dir;
   const std::string path = dir.file("stale.sock");
   {
@@ -93,7 +93,7 @@ TEST_CASE("a stale socket file is replaced; a live daemon's socket is refused", 
   CHECK(first.wait(10s) == 0);
 }
 
-TEST_CASE("bad configuration stops coordd at start, naming the key", "[e2e][daemon]") {
+TEST_CASE("bad configuration stops coordd at start / naming the key", "[e2e][daemon]") {
   TempDir dir;
   Process bad({COORDD_BIN, "--listen", "unix:" + dir.file("x.sock"), "--max-sessions", "many"}, {}, dir.file("bad"));
   CHECK(bad.wait(5s) == 2);
@@ -182,4 +182,39 @@ TEST_CASE("bad input gets the documented codes while a good client keeps working
   REQUIRE(check.ok());
   CHECK(check->acquired());
   CHECK(daemon.process().running());
+}
+
+TEST_CASE("TCP is opt-in and Admin over TCP needs admin.allowed_peers", "[e2e][daemon]") {
+  auto tcpAddress = [](const Daemon& daemon) {
+    const std::string log = daemon.log();
+    const std::string marker = "listening on 127.0.0.1:";
+    size_t at = log.find(marker);
+    REQUIRE(at != std::string::npos);
+    return log.substr(at + 13, log.find('\n', at) - at - 13);
+  };
+  Daemon unix_only;
+  CHECK(unix_only.log().find("listening on 127.0.0.1") == std::string::npos);
+
+  for (bool allowed : {false, true}) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0"};
+    if (allowed) args.insert(args.end(), {"--admin-allow", "127.0.0.1"});
+    Daemon daemon(args);
+    auto tcp = grpc::CreateChannel(tcpAddress(daemon), grpc::InsecureChannelCredentials());
+    v1::Admin::Stub admin(tcp);
+    v1::DaemonStatusResponse status;
+    grpc::Status answer = call(admin, &v1::Admin::Stub::Status, v1::DaemonStatusRequest(), &status);
+    if (allowed) {
+      CHECK(answer.ok());
+      CHECK(status.ready());
+    } else {
+      CHECK(answer.error_code() == grpc::PERMISSION_DENIED);
+      CHECK(answer.error_message().find("admin.allowed_peers") != std::string::npos);
+    }
+    // Clients may use TCP either way.
+    v1::Sessions::Stub sessions(tcp);
+    v1::OpenRequest request;
+    request.set_owner("tcp-client");
+    v1::OpenResponse opened;
+    CHECK(call(sessions, &v1::Sessions::Stub::Open, request, &opened).ok());
+  }
 }

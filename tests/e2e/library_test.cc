@@ -24,7 +24,7 @@ std::unique_ptr<coordd::Session> open(coordd::Client& client, const std::string&
 
 }  // namespace
 
-TEST_CASE("library: tryLock guard, holder record, release on destruction", "[e2e][library]") {
+TEST_CASE("library: tryLock guard / holder record / release on destruction", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
   auto a = open(*client, "alpha");
@@ -60,7 +60,7 @@ TEST_CASE("library: held() turns false when an admin force-releases the lock", "
   CHECK_FALSE(got->guard->held());
 }
 
-TEST_CASE("library: election handles follow primaryship; the change callback fires", "[e2e][library]") {
+TEST_CASE("library: election handles follow primaryship - the change callback fires", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
   auto a = open(*client, "alpha");
