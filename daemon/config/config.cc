@@ -94,6 +94,9 @@ const std::vector<Option>& options() {
       {"limits.max_holds_per_session", "--max-holds-per-session", Shape::kScalar,
        "Locks, waits and candidacies per session. Default 1024.",
        [](Config& c, const std::string& v) { return parsePositive(v, c.limits.max_holds_per_session); }},
+      {"limits.max_observers", "--max-observers", Shape::kScalar,
+       "Elections.Observe streams per daemon. Default 1024.",
+       [](Config& c, const std::string& v) { return parsePositive(v, c.limits.max_observers); }},
       {"admin.allowed_peers", "--admin-allow", Shape::kList,
        "TCP peer IP address allowed to call Admin, repeatable. Unix socket peers always may.",
        [](Config& c, const std::string& v) {
@@ -288,11 +291,11 @@ std::string describe(const Config& config) {
   for (const auto& [k, v] : config.node_attributes) absl::StrAppend(&attributes, "\n  ", k, ": ", v);
   return absl::StrFormat(
       "listen: [%s]\nsocket_mode: \"%04o\"\nlog_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
-      "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\nadmin:\n  allowed_peers: [%s]\n"
+      "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\n  max_observers: %d\nadmin:\n  allowed_peers: [%s]\n"
       "node_attributes:%s\n",
       absl::StrJoin(config.listen, ", "), config.socket_mode, config.log_format, config.log_level,
       absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
-      config.limits.max_holds_per_session, absl::StrJoin(config.admin_allowed_peers, ", "),
+      config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
       attributes.empty() ? " {}" : attributes);
 }
 

@@ -119,7 +119,7 @@ absl::StatusOr<Core::Session*> Core::admitNewHold(const std::string& session_id)
 
 absl::Status Core::admitHold(const Session& session) const {
   if (static_cast<int64_t>(session.holds()) >= options_.limits.max_holds_per_session) {
-    return absl::ResourceExhaustedError(absl::StrCat("session ", session.id, " holds ", session.holds(),
+    return absl::ResourceExhaustedError(absl::StrCat("session ", session.public_id, " holds ", session.holds(),
                                                      " locks, waits and candidacies: the limit "
                                                      "(limits.max_holds_per_session)"));
   }
@@ -127,7 +127,7 @@ absl::Status Core::admitHold(const Session& session) const {
 }
 
 backend::OwnerRecord Core::ownerOf(const Session& session) const {
-  return backend::OwnerRecord{options_.node_id, session.id, session.owner, session.attributes};
+  return backend::OwnerRecord{options_.node_id, session.public_id, session.owner, session.attributes};
 }
 
 void Core::send(Session& session, Event event) {
@@ -139,7 +139,7 @@ void Core::send(Session& session, Event event) {
 void Core::sendLock(Session& session, const std::string& name, LockState state, int64_t token,
                     const std::string& reason) {
   spdlog::info("lock {}: name={:?} owner={:?} session={} token={} reason={:?}", lockStateName(state), name,
-               session.owner, session.id, token, reason);
+               session.owner, session.public_id, token, reason);
   Event event;
   event.kind = Event::Kind::kLock;
   event.name = name;
@@ -166,11 +166,12 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   }
   std::string id;
   do {
-    id = randomHex(16);
+    id = randomHex(32);
   } while (sessions_.count(id) != 0 || ended_.count(id) != 0);
 
   Session session;
   session.id = id;
+  session.public_id = id.substr(0, 16);
   session.owner = owner;
   session.attributes = attributes;
   session.ttl = ttl;
@@ -179,7 +180,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   session.last_ping = session.last_sent = Clock::now();
   SessionInfo info{id, ttl, session.window, options_.node_id};
   sessions_.emplace(id, std::move(session));
-  spdlog::info("session opened: session={} owner={:?} ttl={}ms", id, owner, ttl.count());
+  spdlog::info("session opened: session={} owner={:?} ttl={}ms", id.substr(0, 16), owner, ttl.count());
   return info;
 }
 
@@ -278,7 +279,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
     session.sink->send(ended);
     session.sink->close();
   }
-  spdlog::info("session ended: session={} owner={:?} reason={:?} released={} withdrawn={}", session_id,
+  spdlog::info("session ended: session={} owner={:?} reason={:?} released={} withdrawn={}", session.public_id,
                session.owner, reason, session.locks.size(), session.candidacies.size());
   // Drops the initial count outside the lock.
   deferred.push_back(one_done);
@@ -287,7 +288,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
 void Core::deleteLock(const std::string& name, int64_t token, std::function<void()> done) {
   ++inflight_deletes_;
   backend_.unlock(name, token, [this, name, token, done](absl::Status status) {
-    onDeleted(Orphan{true, name, token}, status);
+    onDeleted(Orphan{Orphan::Kind::kLock, name, token}, status);
     if (done) done();
   });
 }
@@ -295,8 +296,15 @@ void Core::deleteLock(const std::string& name, int64_t token, std::function<void
 void Core::deleteCandidate(const std::string& election, int64_t term, std::function<void()> done) {
   ++inflight_deletes_;
   backend_.resign(election, term, [this, election, term, done](absl::Status status) {
-    onDeleted(Orphan{false, election, term}, status);
+    onDeleted(Orphan{Orphan::Kind::kCandidate, election, term}, status);
     if (done) done();
+  });
+}
+
+void Core::removeWaiter(const std::string& name, int64_t waiter_id) {
+  ++inflight_deletes_;
+  backend_.cancelLock(name, waiter_id, [this, name, waiter_id](absl::Status status) {
+    onDeleted(Orphan{Orphan::Kind::kWaiter, name, waiter_id}, status);
   });
 }
 
@@ -306,8 +314,9 @@ void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
   if (status.ok() || absl::IsNotFound(status) || absl::IsAborted(status)) {
     // Done, already gone, or gone with the expired coordinator session.
   } else {
-    spdlog::warn("could not delete {} {:?} token={} ({}); will retry", orphan.is_lock ? "lock" : "candidacy",
-                 orphan.name, orphan.token, status.ToString());
+    static constexpr const char* kWhat[] = {"lock", "candidacy", "waiter"};
+    spdlog::warn("could not remove {} {:?} token={} from the coordinator ({}); will retry",
+                 kWhat[static_cast<int>(orphan.kind)], orphan.name, orphan.token, status.ToString());
     orphans_.push_back(orphan);
   }
   cv_.notify_all();
@@ -397,6 +406,10 @@ absl::StatusOr<int64_t> Core::addObserver(const std::string& election, std::shar
   if (auto status = validateName("election", election); !status.ok()) return status;
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = serving(); !status.ok()) return status;
+  if (static_cast<int64_t>(observers_.size()) >= options_.limits.max_observers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("observers: ", observers_.size(), " streams open, the limit (limits.max_observers)"));
+  }
   int64_t id = next_id_++;
   observers_[id] = Observer{election, observer};
   if (watched_[election]++ == 0) backend_.watchElection(election);
@@ -482,10 +495,16 @@ void Core::sweep(Deferred& deferred) {
   std::vector<Orphan> orphans;
   orphans.swap(orphans_);
   for (const auto& orphan : orphans) {
-    if (orphan.is_lock) {
-      deleteLock(orphan.name, orphan.token, nullptr);
-    } else {
-      deleteCandidate(orphan.name, orphan.token, nullptr);
+    switch (orphan.kind) {
+      case Orphan::Kind::kLock:
+        deleteLock(orphan.name, orphan.token, nullptr);
+        break;
+      case Orphan::Kind::kCandidate:
+        deleteCandidate(orphan.name, orphan.token, nullptr);
+        break;
+      case Orphan::Kind::kWaiter:
+        removeWaiter(orphan.name, orphan.token);
+        break;
     }
   }
   for (auto& [id, session] : sessions_) {

@@ -75,7 +75,8 @@ class Core : private backend::Listener {
   // The caller went away: the waiter is removed, the reply gets
   // DEADLINE_EXCEEDED.
   void cancelAcquire(int64_t waiter_id);
-  void release(const std::string& session_id, const std::string& name, StatusReply reply);
+  // Releases `name`; with `only_token`, only if held with that token.
+  void release(const std::string& session_id, const std::string& name, StatusReply reply, int64_t only_token = 0);
   absl::StatusOr<CheckResult> check(const std::string& session_id, const std::string& name);
 
   // --- Elections -----------------------------------------------------------
@@ -107,7 +108,9 @@ class Core : private backend::Listener {
     std::string reason;
   };
   struct Session {
-    std::string id;
+    std::string id;         // the session's secret: whoever knows it acts for the session
+    std::string public_id;  // what others see in owner records and logs
+
     std::string owner;
     std::map<std::string, std::string> attributes;
     std::chrono::milliseconds ttl{0};
@@ -117,8 +120,9 @@ class Core : private backend::Listener {
     std::shared_ptr<EventSink> sink;
     std::map<std::string, HeldLock> locks;
     std::map<std::string, int64_t> waits;  // lock name -> waiter id
+    std::set<std::string> tries;           // TryAcquire in flight
     std::map<std::string, Candidacy> candidacies;
-    size_t holds() const { return locks.size() + waits.size() + candidacies.size(); }
+    size_t holds() const { return locks.size() + waits.size() + tries.size() + candidacies.size(); }
   };
   struct PendingAcquire {
     std::string session_id;
@@ -127,10 +131,12 @@ class Core : private backend::Listener {
     int64_t epoch = 0;
     Reply<int64_t> reply;
   };
+  // Something left in the coordinator that a failed call could not remove.
   struct Orphan {
-    bool is_lock = true;
+    enum class Kind { kLock, kCandidate, kWaiter };
+    Kind kind = Kind::kLock;
     std::string name;
-    int64_t token = 0;
+    int64_t token = 0;  // lock token, candidate term or waiter id
   };
   struct Observer {
     std::string election;
@@ -172,6 +178,7 @@ class Core : private backend::Listener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void deleteCandidate(const std::string& election, int64_t term, std::function<void()> done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void removeWaiter(const std::string& name, int64_t waiter_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onDeleted(const Orphan& orphan, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -21,7 +21,7 @@ ElectionStatus Core::statusOf(const Candidacy& candidacy) const {
 void Core::sendElection(Session& session, const std::string& election, const Candidacy& candidacy) {
   ElectionStatus status = statusOf(candidacy);
   spdlog::info("election {}: election={:?} owner={:?} session={} term={} reason={:?}",
-               candidateStatusName(status.status), election, session.owner, session.id, candidacy.term,
+               candidateStatusName(status.status), election, session.owner, session.public_id, candidacy.term,
                status.reason);
   Event event;
   event.kind = Event::Kind::kElection;
@@ -87,7 +87,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
           absl::Status failed = result.status();
           if (result.ok() && (candidacy == nullptr || epoch != epoch_)) {
             // Resigned, session ended or coordinator session lost meanwhile.
-            if (epoch == epoch_) deleteCandidate(election, result->term, nullptr);
+            deleteCandidate(election, result->term, nullptr);  // checks term and session itself
             failed = candidacy == nullptr ? absl::FailedPreconditionError("the candidacy was withdrawn meanwhile")
                                           : absl::UnavailableError("coordinator session lost while campaigning");
           }
@@ -97,14 +97,15 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
               session->candidacies.erase(election);
             } else if (!failed.ok()) {
               // A rejoin that failed: stays TERMINATED, the sweeper tries again.
-              spdlog::warn("rejoin of election {:?} for session {} failed: {}", election, session_id,
+              spdlog::warn("rejoin of election {:?} for session {} failed: {}", election, session->public_id,
                            failed.ToString());
             } else {
               candidacy->terminated = false;
               candidacy->reason.clear();
               candidacy->term = result->term;
               candidacy->primary = result->primary;
-              candidacy->suspended = false;
+              // Registered while the link dropped: in doubt until re-verified.
+              candidacy->suspended = link_ != backend::LinkState::kConnected;
               candidacy_index_[{election, result->term}] = session_id;
               sendElection(*session, election, *candidacy);
             }
@@ -156,7 +157,7 @@ void Core::resign(const std::string& session_id, const std::string& election, St
         Candidacy candidacy = it->second;
         (*session)->candidacies.erase(it);
         spdlog::info("election RESIGNED: election={:?} owner={:?} session={} term={}", election,
-                     (*session)->owner, session_id, candidacy.term);
+                     (*session)->owner, (*session)->public_id, candidacy.term);
         if (!candidacy.registering && !candidacy.terminated) {
           candidacy_index_.erase({election, candidacy.term});
           deleteCandidate(election, candidacy.term, [reply] { reply(absl::OkStatus()); });
@@ -175,15 +176,16 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
   std::lock_guard<std::mutex> lock(mu_);
   auto it = candidacy_index_.find({election, term});
   if (it == candidacy_index_.end()) return;
-  Session& session = sessions_.at(it->second);
+  auto session = sessions_.find(it->second);
+  if (session == sessions_.end()) return;
   if (removed) {
-    terminateCandidacy(session, election, reason);
+    terminateCandidacy(session->second, election, reason);
     cv_.notify_all();  // the sweeper rejoins
     return;
   }
-  Candidacy& candidacy = session.candidacies.at(election);
+  Candidacy& candidacy = session->second.candidacies.at(election);
   candidacy.primary = primary;
-  sendElection(session, election, candidacy);
+  sendElection(session->second, election, candidacy);
 }
 
 void Core::verifyAfterReconnect() {

@@ -9,7 +9,8 @@ namespace coordd::core {
 absl::StatusOr<Core::Session*> Core::admitLock(const std::string& session_id, const std::string& name) {
   auto session = admitNewHold(session_id);
   if (!session.ok()) return session;
-  if ((*session)->locks.count(name) != 0 || (*session)->waits.count(name) != 0) {
+  const Session& s = **session;
+  if (s.locks.count(name) != 0 || s.waits.count(name) != 0 || s.tries.count(name) != 0) {
     return absl::AlreadyExistsError(absl::StrCat("name: lock '", name, "' is already held or awaited by this session"));
   }
   if (auto admit = admitHold(**session); !admit.ok()) return admit;
@@ -26,11 +27,14 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
       refused = session.status();
     } else {
       int64_t epoch = epoch_;
+      (*session)->tries.insert(name);
       backend_.tryLock(name, ownerOf(**session),
                        [this, session_id, name, epoch, reply](absl::StatusOr<backend::TryLockResult> result) {
                          Deferred deferred;
                          {
                            std::lock_guard<std::mutex> lock(mu_);
+                           auto it = sessions_.find(session_id);
+                           if (it != sessions_.end()) it->second.tries.erase(name);
                            if (!result.ok()) {
                              deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
                            } else if (!result->acquired) {
@@ -38,18 +42,16 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
                                reply(TryAcquireResult{false, 0, holder});
                              });
                            } else {
-                             auto it = sessions_.find(session_id);
                              absl::Status gone;
                              if (it == sessions_.end()) {
                                gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
                              } else if (epoch != epoch_ || link_ != backend::LinkState::kConnected) {
                                gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
-                             } else if (it->second.locks.count(name) != 0) {
-                               gone = absl::AlreadyExistsError(
-                                   absl::StrCat("name: lock '", name, "' is already held by this session"));
                              }
                              if (!gone.ok()) {
-                               if (epoch == epoch_) deleteLock(name, result->token, nullptr);
+                               // Given back whatever happened meanwhile: the
+                               // delete checks the token and session.
+                               deleteLock(name, result->token, nullptr);
                                deferred.push_back([reply, gone] { reply(gone); });
                              } else {
                                it->second.locks[name] = HeldLock{result->token, false};
@@ -108,14 +110,15 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
     }
     PendingAcquire pending = std::move(it->second);
     acquires_.erase(it);
-    Session& session = sessions_.at(pending.session_id);  // endSession removes its waiters first
+    // endSession answers a session's waiters before it goes, so it is here.
+    Session& session = sessions_.find(pending.session_id)->second;
     session.waits.erase(name);
     if (!token.ok()) {
       deferred.push_back([reply = pending.reply, status = clientStatus(token.status())] { reply(status); });
     } else if (pending.epoch != epoch_ || link_ != backend::LinkState::kConnected) {
       // The coordinator session the lock was granted in is in doubt or gone:
       // never answer "acquired" then (etcd #11456).
-      if (pending.epoch == epoch_) deleteLock(name, *token, nullptr);
+      deleteLock(name, *token, nullptr);
       deferred.push_back([reply = pending.reply] {
         reply(absl::UnavailableError("coordinator link lost while acquiring; retry"));
       });
@@ -138,7 +141,7 @@ void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& defer
   if (session != sessions_.end()) session->second.waits.erase(pending.name);
   // If the lock was granted meanwhile, onAcquired finds no waiter and gives
   // it back.
-  backend_.cancelLock(pending.name, waiter_id, [](absl::Status) {});
+  removeWaiter(pending.name, waiter_id);
   deferred.push_back([reply = pending.reply, status] { reply(status); });
 }
 
@@ -151,7 +154,8 @@ void Core::cancelAcquire(int64_t waiter_id) {
   for (auto& fn : deferred) fn();
 }
 
-void Core::release(const std::string& session_id, const std::string& name, StatusReply reply) {
+void Core::release(const std::string& session_id, const std::string& name, StatusReply reply,
+                   int64_t only_token) {
   absl::Status refused = validateName("name", name);
   if (refused.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -160,14 +164,14 @@ void Core::release(const std::string& session_id, const std::string& name, Statu
       refused = session.status();
     } else {
       auto held = (*session)->locks.find(name);
-      if (held == (*session)->locks.end()) {
+      if (held == (*session)->locks.end() || (only_token != 0 && held->second.token != only_token)) {
         refused = absl::NotFoundError(absl::StrCat("name: lock '", name, "' is not held by this session"));
       } else {
         int64_t token = held->second.token;
         (*session)->locks.erase(held);
         lock_index_.erase({name, token});
         spdlog::info("lock RELEASED: name={:?} owner={:?} session={} token={}", name, (*session)->owner,
-                     session_id, token);
+                     (*session)->public_id, token);
         deleteLock(name, token, [reply] { reply(absl::OkStatus()); });
         return;
       }
@@ -191,10 +195,11 @@ void Core::onLockLost(const std::string& name, int64_t token, const std::string&
   std::lock_guard<std::mutex> lock(mu_);
   auto it = lock_index_.find({name, token});
   if (it == lock_index_.end()) return;
-  Session& session = sessions_.at(it->second);
+  auto session = sessions_.find(it->second);
   lock_index_.erase(it);
-  session.locks.erase(name);
-  sendLock(session, name, LockState::kLost, token, reason);
+  if (session == sessions_.end()) return;
+  session->second.locks.erase(name);
+  sendLock(session->second, name, LockState::kLost, token, reason);
 }
 
 }  // namespace coordd::core

@@ -57,6 +57,7 @@ class LeaderObserver {
 struct Limits {
   int64_t max_sessions = 1024;
   int64_t max_holds_per_session = 1024;  // locks + waits + candidacies
+  int64_t max_observers = 1024;          // Elections.Observe streams
 };
 
 struct SessionInfo {

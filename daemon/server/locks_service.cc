@@ -11,18 +11,27 @@ namespace {
 class AcquireReactor final : public grpc::ServerUnaryReactor {
  public:
   AcquireReactor(core::Core& core, const v1::AcquireRequest& request, v1::AcquireResponse* response)
-      : core_(core) {
-    waiter_id_ = core_.acquire(request.session_id(), request.name(), std::chrono::milliseconds(request.timeout_ms()),
+      : core_(core), session_id_(request.session_id()), name_(request.name()) {
+    waiter_id_ = core_.acquire(session_id_, name_, std::chrono::milliseconds(request.timeout_ms()),
                                [this, response](absl::StatusOr<int64_t> token) {
-                                 if (token.ok()) response->set_fencing_token(*token);
+                                 if (token.ok()) {
+                                   response->set_fencing_token(*token);
+                                   granted_token_ = *token;
+                                 }
                                  Finish(toGrpc(token.status()));
                                });
     // The reply may already have run, and OnDone with it, on another thread.
     unref();
   }
 
+  // The caller went away. A waiter leaves the queue; a lock granted in the
+  // meantime, whose reply the caller will never read, is given back.
   void OnCancel() override {
-    if (waiter_id_ != 0) core_.cancelAcquire(waiter_id_);
+    if (int64_t token = granted_token_.load(); token != 0) {
+      core_.release(session_id_, name_, [](absl::Status) {}, token);
+    } else if (waiter_id_ != 0) {
+      core_.cancelAcquire(waiter_id_);
+    }
   }
   void OnDone() override { unref(); }
 
@@ -32,7 +41,10 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   }
 
   core::Core& core_;
+  const std::string session_id_;
+  const std::string name_;
   std::atomic<int64_t> waiter_id_{0};
+  std::atomic<int64_t> granted_token_{0};
   std::atomic<int> refs_{2};  // the constructor and OnDone
 };
 

@@ -18,11 +18,22 @@ namespace coordd::server {
 template <typename Reactor, typename Message>
 class StreamWriter {
  public:
+  static constexpr size_t kMaxQueued = 1024;
+
   explicit StreamWriter(Reactor* reactor) : reactor_(reactor) {}
 
   void write(Message message) {
     std::lock_guard<std::mutex> lock(mu_);
     if (reactor_ == nullptr || closing_) return;
+    if (queue_.size() >= kMaxQueued) {
+      // A peer that does not read would make the daemon hold its messages
+      // for ever: end its stream instead.
+      queue_.resize(writing_ ? 1 : 0);
+      closing_ = true;
+      final_status_ = grpc::Status(grpc::RESOURCE_EXHAUSTED, "stream not read: too many messages queued");
+      finishIfIdle();
+      return;
+    }
     queue_.push_back(std::move(message));
     if (!writing_) {
       writing_ = true;

@@ -114,3 +114,36 @@ TEST_CASE("shutdown ends every session and releases everything in the coordinato
     CHECK(absl::IsUnavailable(d->core.openSession("late", 0ms, {}).status()));
   }
 }
+
+TEST_CASE("owner records show only the public part of a session id - it cannot act for the session", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("victim");
+  auto b = d.open("other");
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  auto seen = d.tryAcquire(b, "job");
+  REQUIRE(seen.ok());
+  REQUIRE(seen->holder.has_value());
+  const std::string public_id = seen->holder->owner.session_id;
+  CHECK(public_id.size() == 16);
+  CHECK(public_id != a.id);
+  CHECK(absl::IsNotFound(d.close(Daemon::Client{public_id, nullptr})));
+  CHECK(absl::IsNotFound(d.release(Daemon::Client{public_id, nullptr}, "job")));
+  CHECK(d.core.check(a.id, "job")->state == core::LockState::kHeld);
+}
+
+TEST_CASE("observer streams are limited", "[sessions][limits]") {
+  core::Limits limits;
+  limits.max_observers = 1;
+  Daemon d(newStore(), limits);
+  struct Quiet : core::LeaderObserver {
+    void onLeader(const std::optional<backend::Candidate>&) override {}
+    void onClosed(const std::string&) override {}
+  };
+  auto first = d.core.addObserver("svc", std::make_shared<Quiet>());
+  REQUIRE(first.ok());
+  auto second = d.core.addObserver("svc", std::make_shared<Quiet>());
+  CHECK(absl::IsResourceExhausted(second.status()));
+  CHECK(second.status().message().find("limits.max_observers") != std::string::npos);
+  d.core.removeObserver(*first);
+  CHECK(d.core.addObserver("svc", std::make_shared<Quiet>()).ok());
+}

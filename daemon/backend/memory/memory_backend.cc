@@ -10,7 +10,12 @@ MemoryBackend::~MemoryBackend() { stop(); }
 
 template <typename Op, typename DoneFn>
 void MemoryBackend::run(Op op, DoneFn done) {
-  executor_.post([this, op = std::move(op), done = std::move(done)]() mutable { done(op(session_.load())); });
+  // Bound to the session of the moment of the call, as a ZooKeeper handle
+  // is: a call issued before an expiry fails with it instead of landing in
+  // the next session.
+  executor_.post([op = std::move(op), done = std::move(done), session = session_.load()]() mutable {
+    done(op(session));
+  });
 }
 
 void MemoryBackend::start(Listener* listener) {
@@ -46,6 +51,7 @@ void MemoryBackend::reconnect() {
 
 void MemoryBackend::expire() {
   executor_.post([this] {
+    if (session_ == 0) return;  // stopped meanwhile
     store_->closeSession(session_);
     listener_->onLinkState(LinkState::kExpired);
     session_ = store_->openSession(this);
@@ -60,11 +66,11 @@ void MemoryBackend::tryLock(const std::string& name, const OwnerRecord& owner, C
 
 void MemoryBackend::lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
                          Callback<int64_t> done) {
-  executor_.post([this, name, owner, waiter_id, done = std::move(done)]() mutable {
+  executor_.post([this, name, owner, waiter_id, done = std::move(done), session = session_.load()]() mutable {
     // On success the store keeps `done` and posts it when the lock is granted.
     auto shared = std::make_shared<Callback<int64_t>>(std::move(done));
     absl::Status status =
-        store_->lock(session_, name, owner, waiter_id, [shared](absl::StatusOr<int64_t> r) { (*shared)(r); });
+        store_->lock(session, name, owner, waiter_id, [shared](absl::StatusOr<int64_t> r) { (*shared)(r); });
     if (!status.ok()) (*shared)(status);
   });
 }
