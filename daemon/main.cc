@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "backend/memory/memory_backend.h"
+#include "backend/zookeeper/zookeeper_backend.h"
 #include "config/config.h"
 #include "config/logging.h"
 #include "core/core.h"
@@ -44,10 +45,17 @@ int main(int argc, char** argv) {
   config::setupLogging(cfg.log_format, cfg.log_level);
   const std::string node_id = core::randomHex(32);
   spdlog::info("coordd {} starting: node {}", COORDD_VERSION, node_id);
-  spdlog::warn(
-      "no coordinator configured: using the embedded coordinator, which coordinates only the processes of "
-      "this host");
-  backend::memory::MemoryBackend backend(std::make_shared<backend::memory::MemoryStore>());
+  std::unique_ptr<backend::Backend> backend_ptr;
+  if (cfg.zookeeper.empty()) {
+    spdlog::warn(
+        "no coordinator configured: using the embedded coordinator, which coordinates only the processes of "
+        "this host");
+    backend_ptr = std::make_unique<backend::memory::MemoryBackend>(std::make_shared<backend::memory::MemoryStore>());
+  } else {
+    backend_ptr = std::make_unique<backend::zookeeper::ZookeeperBackend>(
+        backend::zookeeper::ZookeeperOptions{cfg.zookeeper, cfg.session_timeout});
+  }
+  backend::Backend& backend = *backend_ptr;
 
   server::Server* server_ptr = nullptr;
   core::CoreOptions core_options{node_id, cfg.limits, [&server_ptr](bool serving) {

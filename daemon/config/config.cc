@@ -104,6 +104,27 @@ const std::vector<Option>& options() {
          c.admin_allowed_peers.push_back(v);
          return absl::OkStatus();
        }},
+      {"zookeeper.ensemble", "--zookeeper", Shape::kScalar,
+       "ZooKeeper ensemble with chroot, e.g. zk1:2181,zk2:2181,zk3:2181/replicante. Absent: the embedded "
+       "coordinator (this host only).",
+       [](Config& c, const std::string& v) {
+         std::string hosts = v.substr(0, v.find('/'));
+         if (hosts.empty() || hosts.find(':') == std::string::npos) {
+           return bad(v, "host:port[,host:port...][/chroot]");
+         }
+         c.zookeeper = v;
+         return absl::OkStatus();
+       }},
+      {"zookeeper.session_timeout", "--session-timeout", Shape::kScalar,
+       "ZooKeeper session timeout, e.g. 10s (the ensemble may negotiate it). Default 10s.",
+       [](Config& c, const std::string& v) {
+         absl::Duration d;
+         if (!absl::ParseDuration(v, &d) || d < absl::Seconds(1) || d > absl::Seconds(120)) {
+           return bad(v, "a duration from 1s to 120s");
+         }
+         c.session_timeout = d;
+         return absl::OkStatus();
+       }},
       {"node_attributes", "--node-attribute", Shape::kMap,
        "KEY=VALUE published with this daemon in the member registry, repeatable.",
        [](Config& c, const std::string& v) {
@@ -292,11 +313,11 @@ std::string describe(const Config& config) {
   return absl::StrFormat(
       "listen: [%s]\nsocket_mode: \"%04o\"\nlog_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
       "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\n  max_observers: %d\nadmin:\n  allowed_peers: [%s]\n"
-      "node_attributes:%s\n",
+      "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n",
       absl::StrJoin(config.listen, ", "), config.socket_mode, config.log_format, config.log_level,
       absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
       config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
-      attributes.empty() ? " {}" : attributes);
+      attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout));
 }
 
 }  // namespace coordd::config

@@ -23,6 +23,10 @@ struct Config {
   core::Limits limits;
   std::vector<std::string> admin_allowed_peers;
   std::map<std::string, std::string> node_attributes;
+  // ZooKeeper ensemble with chroot, e.g. "zk1:2181,zk2:2181/replicante";
+  // empty: the embedded coordinator.
+  std::string zookeeper;
+  absl::Duration session_timeout = absl::Seconds(10);
 };
 
 struct CommandLine {

@@ -5,7 +5,7 @@
 
 #include "backend/backend.h"
 #include "backend/memory/memory_store.h"
-#include "backend/memory/serial_executor.h"
+#include "backend/serial_executor.h"
 
 namespace coordd::backend::memory {
 

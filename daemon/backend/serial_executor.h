@@ -1,26 +1,32 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 
-namespace coordd::backend::memory {
+namespace coordd::backend {
 
-// One thread running posted tasks in order: the embedded coordinator's
-// equivalent of the ZooKeeper client's completion thread.
+// One thread running posted tasks in order: a backend's own thread, on which
+// its state lives and its callbacks run.
 class SerialExecutor {
  public:
+  using Clock = std::chrono::steady_clock;
+
   SerialExecutor();
   ~SerialExecutor();
 
   // Queues a task; never runs it inline. Tasks posted after stop() are
   // dropped.
   void post(std::function<void()> task);
-  // Runs what is queued, then joins the thread. Idempotent.
+  // Queues a task to run once `when` has come (timers). Dropped by stop().
+  void postAt(Clock::time_point when, std::function<void()> task);
+  // Runs what is queued (not the timers), then joins the thread. Idempotent.
   void stop();
   bool onExecutorThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
@@ -30,8 +36,9 @@ class SerialExecutor {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::multimap<Clock::time_point, std::function<void()>> timers_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
-}  // namespace coordd::backend::memory
+}  // namespace coordd::backend

@@ -1,0 +1,205 @@
+#include "backend/zookeeper/zk_client.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace coordd::backend::zookeeper {
+
+struct ZkClient::Call {
+  Post post;
+  Done done;
+};
+
+struct ZkClient::WatchEntry {
+  ZkClient* client;
+  Watch watch;
+};
+
+namespace {
+
+// Hands a result to the call's thread and frees the call.
+void complete(void* context, ZkResult result) {
+  std::unique_ptr<ZkClient::Call> call(static_cast<ZkClient::Call*>(context));
+  call->post([done = std::move(call->done), result = std::move(result)] { done(result); });
+}
+
+void onString(int rc, const char* value, const Stat* stat, const void* data) {
+  ZkResult result;
+  result.rc = rc;
+  if (value != nullptr) result.path = value;
+  if (stat != nullptr) result.stat = *stat;
+  complete(const_cast<void*>(data), std::move(result));
+}
+
+void onData(int rc, const char* value, int len, const Stat* stat, const void* data) {
+  ZkResult result;
+  result.rc = rc;
+  if (value != nullptr && len > 0) result.data.assign(value, static_cast<size_t>(len));
+  if (stat != nullptr) result.stat = *stat;
+  complete(const_cast<void*>(data), std::move(result));
+}
+
+void onStat(int rc, const Stat* stat, const void* data) {
+  ZkResult result;
+  result.rc = rc;
+  if (stat != nullptr) result.stat = *stat;
+  complete(const_cast<void*>(data), std::move(result));
+}
+
+void onStrings(int rc, const String_vector* strings, const Stat* stat, const void* data) {
+  ZkResult result;
+  result.rc = rc;
+  if (strings != nullptr) {
+    for (int32_t i = 0; i < strings->count; ++i) result.children.emplace_back(strings->data[i]);
+  }
+  if (stat != nullptr) result.stat = *stat;
+  complete(const_cast<void*>(data), std::move(result));
+}
+
+void onVoid(int rc, const void* data) {
+  ZkResult result;
+  result.rc = rc;
+  complete(const_cast<void*>(data), std::move(result));
+}
+
+}  // namespace
+
+ZkClient::ZkClient(Post post, SessionWatch on_session) : post_(std::move(post)), on_session_(std::move(on_session)) {}
+
+absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const std::string& hosts, int timeout_ms, Post post,
+                                                            SessionWatch on_session) {
+  static const bool quiet = [] {
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    return true;
+  }();
+  (void)quiet;
+  std::unique_ptr<ZkClient> client(new ZkClient(std::move(post), std::move(on_session)));
+  client->zh_ = zookeeper_init(hosts.c_str(), &ZkClient::onSession, timeout_ms, nullptr, client.get(), 0);
+  if (client->zh_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("zookeeper: cannot start a client for '", hosts, "'"));
+  }
+  return client;
+}
+
+ZkClient::~ZkClient() {
+  if (zh_ != nullptr) zookeeper_close(zh_);  // runs pending completions with ZCLOSING
+}
+
+void ZkClient::onSession(zhandle_t*, int type, int state, const char*, void* context) {
+  if (type != ZOO_SESSION_EVENT) return;
+  auto* client = static_cast<ZkClient*>(context);
+  client->post_([on_session = client->on_session_, state] { on_session(state); });
+}
+
+void ZkClient::onWatch(zhandle_t*, int type, int, const char*, void* context) {
+  // Node watches also see every session event; those change nothing here.
+  if (type == ZOO_SESSION_EVENT) return;
+  auto* entry = static_cast<WatchEntry*>(context);
+  ZkClient* client = entry->client;
+  std::unique_ptr<WatchEntry> owned;
+  {
+    std::lock_guard<std::mutex> lock(client->mu_);
+    auto it = client->watches_.find(entry);
+    if (it == client->watches_.end()) return;
+    owned = std::move(it->second);
+    client->watches_.erase(it);
+  }
+  client->post_([watch = std::move(owned->watch), type] { watch(type); });
+}
+
+ZkClient::Call* ZkClient::newCall(Done done) { return new Call{post_, std::move(done)}; }
+
+void ZkClient::failed(Call* call, int rc) {
+  ZkResult result;
+  result.rc = rc;
+  complete(call, std::move(result));
+}
+
+ZkClient::WatchEntry* ZkClient::newWatch(Watch watch) {
+  if (!watch) return nullptr;
+  auto entry = std::make_unique<WatchEntry>(WatchEntry{this, std::move(watch)});
+  WatchEntry* raw = entry.get();
+  std::lock_guard<std::mutex> lock(mu_);
+  watches_[raw] = std::move(entry);
+  return raw;
+}
+
+void ZkClient::create(const std::string& path, const std::string& data, int flags, Done done) {
+  Call* call = newCall(std::move(done));
+  int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE, flags,
+                        onString, call);
+  if (rc != ZOK) failed(call, rc);
+}
+
+void ZkClient::get(const std::string& path, Done done) {
+  Call* call = newCall(std::move(done));
+  int rc = zoo_aget(zh_, path.c_str(), 0, onData, call);
+  if (rc != ZOK) failed(call, rc);
+}
+
+void ZkClient::exists(const std::string& path, Watch watch, Done done) {
+  Call* call = newCall(std::move(done));
+  WatchEntry* entry = newWatch(std::move(watch));
+  int rc = zoo_awexists(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStat, call);
+  if (rc != ZOK) failed(call, rc);
+}
+
+void ZkClient::children(const std::string& path, Watch watch, Done done) {
+  Call* call = newCall(std::move(done));
+  WatchEntry* entry = newWatch(std::move(watch));
+  int rc = zoo_awget_children2(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStrings, call);
+  if (rc != ZOK) failed(call, rc);
+}
+
+void ZkClient::remove(const std::string& path, int version, Done done) {
+  Call* call = newCall(std::move(done));
+  int rc = zoo_adelete(zh_, path.c_str(), version, onVoid, call);
+  if (rc != ZOK) failed(call, rc);
+}
+
+int64_t ZkClient::sessionId() const {
+  const clientid_t* id = zoo_client_id(zh_);
+  return id != nullptr ? id->client_id : 0;
+}
+
+int ZkClient::negotiatedTimeoutMs() const { return zoo_recv_timeout(zh_); }
+
+std::string ZkClient::server() const {
+  const char* server = zoo_get_current_server(zh_);
+  return server != nullptr ? server : "";
+}
+
+absl::Status zkStatus(int rc, const std::string& what) {
+  std::string message = absl::StrCat(what, ": ", zerror(rc));
+  switch (rc) {
+    case ZOK:
+      return absl::OkStatus();
+    case ZNONODE:
+      return absl::NotFoundError(message);
+    case ZNODEEXISTS:
+      return absl::AlreadyExistsError(message);
+    case ZCONNECTIONLOSS:
+    case ZOPERATIONTIMEOUT:
+    case ZCLOSING:
+    case ZINVALIDSTATE:
+      return absl::UnavailableError(message);
+    case ZNOAUTH:
+    case ZAUTHFAILED:
+      return absl::PermissionDeniedError(message);
+    case ZSESSIONEXPIRED:
+    case ZSESSIONMOVED:
+      return absl::AbortedError(message);
+    case ZBADVERSION:
+    case ZNOTEMPTY:
+    case ZNOCHILDRENFOREPHEMERALS:
+      return absl::FailedPreconditionError(message);
+    case ZBADARGUMENTS:
+      return absl::InvalidArgumentError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+}  // namespace coordd::backend::zookeeper

@@ -1,0 +1,781 @@
+#include "backend/zookeeper/zookeeper_backend.h"
+
+#include <algorithm>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "spdlog/spdlog.h"
+
+namespace coordd::backend::zookeeper {
+namespace {
+
+constexpr char kWaiterPrefix[] = "waiter-";
+constexpr char kCandidatePrefix[] = "candidate-";
+
+std::string parentOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
+std::string baseOf(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+// Children named prefix<sequence>, in sequence order.
+std::vector<std::string> sequenced(std::vector<std::string> children, const std::string& prefix) {
+  children.erase(std::remove_if(children.begin(), children.end(),
+                                [&](const std::string& c) { return c.rfind(prefix, 0) != 0; }),
+                 children.end());
+  std::sort(children.begin(), children.end(), [&](const std::string& a, const std::string& b) {
+    return a.substr(a.size() - 10) < b.substr(b.size() - 10);
+  });
+  return children;
+}
+
+std::pair<std::string, std::string> splitEnsemble(const std::string& ensemble) {
+  size_t slash = ensemble.find('/');
+  if (slash == std::string::npos) return {ensemble, ""};
+  std::string root = ensemble.substr(slash);
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return {ensemble.substr(0, slash), root == "/" ? "" : root};
+}
+
+}  // namespace
+
+ZookeeperBackend::ZookeeperBackend(ZookeeperOptions options)
+    : options_(std::move(options)),
+      hosts_(splitEnsemble(options_.ensemble).first),
+      layout_(splitEnsemble(options_.ensemble).second) {
+  info_ = BackendInfo{"zookeeper", "", options_.session_timeout, ""};
+}
+
+ZookeeperBackend::~ZookeeperBackend() { stop(); }
+
+template <typename T>
+void ZookeeperBackend::whenConnected(T done, std::function<void()> body) {
+  executor_.post([this, done = std::move(done), body = std::move(body)]() mutable {
+    if (auto status = usable(); !status.ok()) return done(status);
+    body();
+  });
+}
+
+absl::Status ZookeeperBackend::usable() const {
+  if (link_ == Link::kConnected && zk_) return absl::OkStatus();
+  return absl::UnavailableError("not connected to ZooKeeper");
+}
+
+absl::Status ZookeeperBackend::expired() const { return absl::AbortedError("ZooKeeper session expired"); }
+
+// --- Session ----------------------------------------------------------------
+
+void ZookeeperBackend::start(Listener* listener) {
+  listener_ = listener;
+  executor_.post([this] { connect(); });
+}
+
+void ZookeeperBackend::stop() {
+  std::promise<void> closed;
+  auto future = closed.get_future();
+  executor_.post([this, &closed] {
+    stopped_ = true;
+    zk_.reset();  // closes the session: the ephemeral nodes go at once
+    closed.set_value();
+  });
+  // Nothing runs the task if the executor stopped already.
+  if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) spdlog::warn("zookeeper: close timed out");
+  executor_.stop();
+}
+
+void ZookeeperBackend::connect() {
+  if (stopped_) return;
+  int64_t generation = ++generation_;
+  link_ = Link::kConnecting;
+  auto client = ZkClient::connect(
+      hosts_, static_cast<int>(absl::ToInt64Milliseconds(options_.session_timeout)),
+      [this](std::function<void()> task) { executor_.post(std::move(task)); },
+      [this, generation](int state) { onSession(generation, state); });
+  if (!client.ok()) {
+    spdlog::error("zookeeper: {}; retrying in 1s", client.status().ToString());
+    executor_.postAt(SerialExecutor::Clock::now() + std::chrono::seconds(1), [this] { connect(); });
+    return;
+  }
+  zk_ = std::move(*client);
+  spdlog::info("zookeeper: connecting to {} (chroot \"{}\", session timeout {})", hosts_, layout_.root(),
+               absl::FormatDuration(options_.session_timeout));
+}
+
+void ZookeeperBackend::updateInfo() {
+  std::lock_guard<std::mutex> lock(info_mu_);
+  info_.session = absl::StrFormat("0x%x", zk_->sessionId());
+  info_.session_timeout = absl::Milliseconds(zk_->negotiatedTimeoutMs());
+  info_.server = zk_->server();
+}
+
+BackendInfo ZookeeperBackend::info() const {
+  std::lock_guard<std::mutex> lock(info_mu_);
+  return info_;
+}
+
+void ZookeeperBackend::onSession(int64_t generation, int state) {
+  if (generation != generation_ || !zk_) return;
+  if (state == ZOO_CONNECTED_STATE) {
+    updateInfo();
+    if (link_ == Link::kConnecting) {
+      // A new session: make sure the chroot exists before anyone uses it.
+      ensurePath(layout_.root().empty() ? "/" : layout_.root(), [this, generation](int rc) {
+        if (generation != generation_) return;
+        if (rc != ZOK && rc != ZNODEEXISTS) spdlog::error("zookeeper: cannot create the chroot: {}", zerror(rc));
+        link_ = Link::kConnected;
+        listener_->onLinkState(LinkState::kConnected);
+        createMember();
+      });
+    } else if (link_ == Link::kSuspended) {
+      link_ = Link::kConnected;
+      listener_->onLinkState(LinkState::kReconnected);
+      reconcileUncertain();
+    }
+  } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
+    if (link_ != Link::kConnected) return;
+    link_ = Link::kSuspended;
+    int64_t suspension = ++suspensions_;
+    listener_->onLinkState(LinkState::kSuspended);
+    // The C client learns of an expiry only when it reconnects; the session
+    // timeout after losing contact, it is gone anyway.
+    executor_.postAt(SerialExecutor::Clock::now() + absl::ToChronoMilliseconds(info().session_timeout),
+                     [this, generation, suspension] {
+                       if (generation == generation_ && link_ == Link::kSuspended && suspension == suspensions_) {
+                         expire("no contact with ZooKeeper for the session timeout");
+                       }
+                     });
+  } else if (state == ZOO_EXPIRED_SESSION_STATE) {
+    expire("ZooKeeper session expired");
+  } else if (state == ZOO_AUTH_FAILED_STATE) {
+    spdlog::error("zookeeper: authentication failed");
+  }
+}
+
+void ZookeeperBackend::expire(const std::string& why) {
+  spdlog::warn("zookeeper: {}: everything held through the session is gone; opening a new session", why);
+  ++generation_;  // completions of the old session now answer Aborted
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  locks_.clear();
+  candidates_.clear();
+  uncertain_.clear();
+  zk_.reset();
+  for (auto& [id, waiter] : waiters) waiter.done(expired());
+  listener_->onLinkState(LinkState::kExpired);
+  connect();
+}
+
+// --- Helpers ----------------------------------------------------------------
+
+void ZookeeperBackend::ensurePath(const std::string& path, std::function<void(int rc)> done) {
+  if (path.empty() || path == "/") return done(ZOK);
+  zk_->create(path, "", 0, [this, path, done](const ZkResult& r) {
+    if (r.rc != ZNONODE) return done(r.rc == ZNODEEXISTS ? ZOK : r.rc);
+    ensurePath(parentOf(path), [this, path, done](int rc) {
+      if (rc != ZOK) return done(rc);
+      zk_->create(path, "", 0, [done](const ZkResult& again) { done(again.rc == ZNODEEXISTS ? ZOK : again.rc); });
+    });
+  });
+}
+
+void ZookeeperBackend::createWithParents(const std::string& path, const std::string& data, int flags,
+                                         ZkClient::Done done) {
+  int64_t generation = generation_;
+  zk_->create(path, data, flags, [this, path, data, flags, done, generation](const ZkResult& r) {
+    if (r.rc != ZNONODE || generation != generation_) return done(r);
+    ensurePath(parentOf(path), [this, path, data, flags, done, generation](int rc) {
+      if (rc != ZOK || generation != generation_) {
+        ZkResult failed;
+        failed.rc = rc == ZOK ? ZSESSIONEXPIRED : rc;
+        return done(failed);
+      }
+      zk_->create(path, data, flags, done);
+    });
+  });
+}
+
+void ZookeeperBackend::owned(const std::string& path, int64_t token,
+                             std::function<void(int rc, bool owned, const Stat&)> done) {
+  zk_->exists(path, nullptr, [this, token, done](const ZkResult& r) {
+    bool mine = r.rc == ZOK && r.stat.czxid == token && zk_ && r.stat.ephemeralOwner == zk_->sessionId();
+    done(r.rc, mine, r.stat);
+  });
+}
+
+void ZookeeperBackend::getAll(std::vector<std::string> paths, std::function<void(Results)> done) {
+  auto results = std::make_shared<Results>(paths.size());
+  auto pending = std::make_shared<size_t>(paths.size());
+  if (paths.empty()) return done({});
+  for (size_t i = 0; i < paths.size(); ++i) {
+    zk_->get(paths[i], [results, pending, done, i, path = paths[i]](const ZkResult& r) {
+      (*results)[i] = r;
+      (*results)[i].path = path;
+      if (--*pending == 0) done(std::move(*results));
+    });
+  }
+}
+
+void ZookeeperBackend::listBucketed(const std::string& root,
+                                    std::function<void(int rc, std::vector<std::string>)> done) {
+  zk_->children(root, nullptr, [this, root, done](const ZkResult& buckets) {
+    if (buckets.rc == ZNONODE) return done(ZOK, {});
+    if (buckets.rc != ZOK) return done(buckets.rc, {});
+    auto paths = std::make_shared<std::vector<std::string>>();
+    auto pending = std::make_shared<size_t>(buckets.children.size());
+    if (buckets.children.empty()) return done(ZOK, {});
+    for (const auto& bucket : buckets.children) {
+      std::string dir = root + "/" + bucket;
+      zk_->children(dir, nullptr, [paths, pending, done, dir](const ZkResult& leaves) {
+        for (const auto& leaf : leaves.children) paths->push_back(dir + "/" + leaf);
+        if (--*pending == 0) done(ZOK, std::move(*paths));
+      });
+    }
+  });
+}
+
+// --- Locks ------------------------------------------------------------------
+
+void ZookeeperBackend::tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) {
+  whenConnected(done, [this, name, owner, done] { attemptLock(name, owner, 0, done); });
+}
+
+void ZookeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owner, int attempt,
+                                   Callback<TryLockResult> done) {
+  const std::string path = layout_.lock(name);
+  int64_t generation = generation_;
+  createWithParents(path, encodeLock(name, owner), ZOO_EPHEMERAL, [=](const ZkResult& r) {
+    if (generation != generation_) return done(expired());
+    if (r.rc == ZOK) {
+      holdLock(name, path, r.stat.czxid);
+      return done(TryLockResult{true, r.stat.czxid, std::nullopt});
+    }
+    if (r.rc == ZCONNECTIONLOSS || r.rc == ZOPERATIONTIMEOUT) uncertain_.insert(path);
+    if (r.rc != ZNODEEXISTS) return done(zkStatus(r.rc, "lock " + name));
+    zk_->get(path, [=](const ZkResult& g) {
+      if (generation != generation_) return done(expired());
+      if (g.rc == ZNONODE && attempt < 3) return attemptLock(name, owner, attempt + 1, done);  // released meanwhile
+      if (g.rc != ZOK) return done(zkStatus(g.rc, "lock " + name));
+      DecodedNode node = decodeNode(g.data);
+      if (node.owner.node_id.empty()) node.owner.label = "(foreign node without an owner record)";
+      done(TryLockResult{false, 0, LockHolder{node.owner, g.stat.czxid}});
+    });
+  });
+}
+
+void ZookeeperBackend::holdLock(const std::string& name, const std::string& path, int64_t token) {
+  locks_[name] = HeldLock{path, token};
+  int64_t generation = generation_;
+  // Someone else deleting the node (an admin) makes the lock LOST.
+  zk_->exists(
+      path,
+      [this, name, token, generation](int type) {
+        auto it = locks_.find(name);
+        if (generation != generation_ || it == locks_.end() || it->second.token != token) return;
+        if (type == ZOO_DELETED_EVENT) {
+          locks_.erase(it);
+          listener_->onLockLost(name, token, "lock node deleted in ZooKeeper");
+        } else {
+          holdLock(name, it->second.path, token);  // re-arm
+        }
+      },
+      [](const ZkResult&) {});
+}
+
+void ZookeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
+  whenConnected(done, [this, name, token, done] {
+    auto it = locks_.find(name);
+    if (it != locks_.end() && it->second.token == token) locks_.erase(it);
+    const std::string path = layout_.lock(name);
+    owned(path, token, [this, name, token, path, done](int rc, bool mine, const Stat& stat) {
+      if (rc != ZOK && rc != ZNONODE) return done(zkStatus(rc, "lock " + name));
+      if (!mine) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token)));
+      zk_->remove(path, stat.version, [name, done](const ZkResult& r) {
+        done(r.rc == ZOK ? absl::OkStatus() : zkStatus(r.rc, "lock " + name));
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::verifyLock(const std::string& name, int64_t token, Callback<bool> done) {
+  whenConnected(done, [this, name, token, done] {
+    owned(layout_.lock(name), token, [name, done](int rc, bool mine, const Stat&) {
+      if (rc != ZOK && rc != ZNONODE) return done(zkStatus(rc, "lock " + name));
+      done(mine);
+    });
+  });
+}
+
+void ZookeeperBackend::lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
+                            Callback<int64_t> done) {
+  whenConnected(done, [this, name, owner, waiter_id, done] {
+    std::string payload = encodeLock(name, owner);
+    waiters_[waiter_id] = Waiter{name, payload, "", done};
+    int64_t generation = generation_;
+    const std::string queue = layout_.waiterQueue(name);
+    createWithParents(queue + "/" + kWaiterPrefix, payload, ZOO_EPHEMERAL_SEQUENTIAL,
+                      [this, waiter_id, generation, name, queue](const ZkResult& r) {
+                        if (generation != generation_) return;  // expire() answered the waiter
+                        auto it = waiters_.find(waiter_id);
+                        if (it == waiters_.end()) {
+                          // Cancelled meanwhile.
+                          if (r.rc == ZOK) zk_->remove(r.path, -1, [](const ZkResult&) {});
+                          return;
+                        }
+                        if (r.rc != ZOK) {
+                          if (r.rc == ZCONNECTIONLOSS || r.rc == ZOPERATIONTIMEOUT) uncertain_.insert(queue);
+                          return finishWaiter(waiter_id, zkStatus(r.rc, "lock queue of " + name));
+                        }
+                        it->second.node = r.path;
+                        evaluateWaiter(waiter_id);
+                      });
+  });
+}
+
+void ZookeeperBackend::evaluateWaiter(int64_t waiter_id) {
+  auto it = waiters_.find(waiter_id);
+  if (it == waiters_.end() || it->second.node.empty() || !zk_) return;
+  const std::string queue = parentOf(it->second.node);
+  int64_t generation = generation_;
+  zk_->children(queue, nullptr, [this, waiter_id, generation, queue](const ZkResult& r) {
+    auto it = waiters_.find(waiter_id);
+    if (generation != generation_ || it == waiters_.end()) return;
+    if (r.rc != ZOK) return finishWaiter(waiter_id, zkStatus(r.rc, "lock queue of " + it->second.name));
+    auto order = sequenced(r.children, kWaiterPrefix);
+    auto pos = std::find(order.begin(), order.end(), baseOf(it->second.node));
+    if (pos == order.end()) return finishWaiter(waiter_id, absl::AbortedError("waiter node gone"));
+    auto again = [this, waiter_id](int) { evaluateWaiter(waiter_id); };
+    auto again_if_gone = [this, waiter_id](const ZkResult& e) {
+      if (e.rc == ZNONODE) evaluateWaiter(waiter_id);
+    };
+    if (pos != order.begin()) {
+      // Watch only the predecessor: no herd when the lock frees.
+      zk_->exists(queue + "/" + *std::prev(pos), again, again_if_gone);
+      return;
+    }
+    const std::string name = it->second.name;
+    const std::string path = layout_.lock(name);
+    createWithParents(path, it->second.payload, ZOO_EPHEMERAL,
+                      [this, waiter_id, generation, name, path, again, again_if_gone](const ZkResult& c) {
+                        if (generation != generation_) return;
+                        auto it = waiters_.find(waiter_id);
+                        if (it == waiters_.end()) {
+                          if (c.rc == ZOK) zk_->remove(path, -1, [](const ZkResult&) {});  // cancelled meanwhile
+                          return;
+                        }
+                        if (c.rc == ZNODEEXISTS) {
+                          // Held, by a waiter before us or a non-blocking acquirer.
+                          zk_->exists(path, again, again_if_gone);
+                          return;
+                        }
+                        if (c.rc != ZOK) return finishWaiter(waiter_id, zkStatus(c.rc, "lock " + name));
+                        holdLock(name, path, c.stat.czxid);
+                        finishWaiter(waiter_id, c.stat.czxid);
+                      });
+  });
+}
+
+void ZookeeperBackend::finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result) {
+  auto it = waiters_.find(waiter_id);
+  if (it == waiters_.end()) return;
+  Waiter waiter = std::move(it->second);
+  waiters_.erase(it);
+  if (!waiter.node.empty()) zk_->remove(waiter.node, -1, [](const ZkResult&) {});
+  waiter.done(std::move(result));
+}
+
+void ZookeeperBackend::cancelLock(const std::string& name, int64_t waiter_id, Done done) {
+  whenConnected(done, [this, waiter_id, done] {
+    if (waiters_.count(waiter_id) == 0) return done(absl::NotFoundError("no such waiter"));
+    finishWaiter(waiter_id, absl::CancelledError("wait cancelled"));
+    done(absl::OkStatus());
+  });
+}
+
+// --- Elections --------------------------------------------------------------
+
+void ZookeeperBackend::campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
+                                Callback<CampaignResult> done) {
+  whenConnected(done, [this, election, owner, value, done] {
+    const std::string dir = layout_.election(election);
+    int64_t generation = generation_;
+    auto register_candidate = [this, election, owner, value, done, dir, generation]() {
+      zk_->create(dir + "/" + kCandidatePrefix, encodeCandidate(owner, value), ZOO_EPHEMERAL_SEQUENTIAL,
+                  [this, election, done, dir, generation](const ZkResult& r) {
+                    if (generation != generation_) return done(expired());
+                    if (r.rc != ZOK) {
+                      if (r.rc == ZCONNECTIONLOSS || r.rc == ZOPERATIONTIMEOUT) uncertain_.insert(dir);
+                      return done(zkStatus(r.rc, "election " + election));
+                    }
+                    candidates_[r.stat.czxid] = Held{election, r.path, false};
+                    watchOwnCandidate(r.stat.czxid);
+                    evaluateCandidate(r.stat.czxid, done);
+                  });
+    };
+    // The election's parent: a container, which ZooKeeper removes once empty.
+    zk_->create(dir, encodeElection(election), ZOO_CONTAINER,
+                [this, dir, election, register_candidate, done](const ZkResult& r) {
+                  if (r.rc == ZOK || r.rc == ZNODEEXISTS) return register_candidate();
+                  if (r.rc == ZNONODE) {
+                    return ensurePath(layout_.elections(), [this, dir, election, register_candidate, done](int rc) {
+                      if (rc != ZOK) return done(zkStatus(rc, "elections"));
+                      zk_->create(dir, encodeElection(election), ZOO_CONTAINER,
+                                  [register_candidate, done, election](const ZkResult& again) {
+                                    if (again.rc != ZOK && again.rc != ZNODEEXISTS) {
+                                      return done(zkStatus(again.rc, "election " + election));
+                                    }
+                                    register_candidate();
+                                  });
+                    });
+                  }
+                  if (r.rc == ZUNIMPLEMENTED || r.rc == ZBADARGUMENTS) {
+                    // A server without containers: a persistent parent; the
+                    // cleaner removes it once empty.
+                    return zk_->create(dir, encodeElection(election), 0, [register_candidate](const ZkResult&) {
+                      register_candidate();
+                    });
+                  }
+                  done(zkStatus(r.rc, "election " + election));
+                });
+  });
+}
+
+void ZookeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> first) {
+  auto it = candidates_.find(term);
+  if (it == candidates_.end() || !zk_) {
+    if (first) first(absl::FailedPreconditionError("candidacy withdrawn"));
+    return;
+  }
+  const std::string dir = parentOf(it->second.path);
+  int64_t generation = generation_;
+  zk_->children(dir, nullptr, [this, term, first, generation, dir](const ZkResult& r) {
+    auto it = candidates_.find(term);
+    if (generation != generation_ || it == candidates_.end()) {
+      if (first) first(generation != generation_ ? expired() : absl::FailedPreconditionError("candidacy withdrawn"));
+      return;
+    }
+    if (r.rc != ZOK) {
+      if (first) first(zkStatus(r.rc, "election " + it->second.election));
+      return;
+    }
+    auto order = sequenced(r.children, kCandidatePrefix);
+    auto pos = std::find(order.begin(), order.end(), baseOf(it->second.path));
+    if (pos == order.end()) {
+      if (first) first(absl::AbortedError("candidate node gone"));
+      return;  // watchOwnCandidate reports the removal
+    }
+    bool was_primary = it->second.primary;
+    it->second.primary = pos == order.begin();
+    if (first) {
+      first(Backend::CampaignResult{term, it->second.primary});
+    } else if (it->second.primary && !was_primary) {
+      listener_->onCandidacyChanged(it->second.election, term, true, false, "");
+    }
+    if (!it->second.primary) {
+      zk_->exists(
+          dir + "/" + *std::prev(pos), [this, term](int) { evaluateCandidate(term, nullptr); },
+          [this, term](const ZkResult& e) {
+            if (e.rc == ZNONODE) evaluateCandidate(term, nullptr);
+          });
+    }
+  });
+}
+
+void ZookeeperBackend::watchOwnCandidate(int64_t term) {
+  auto it = candidates_.find(term);
+  if (it == candidates_.end()) return;
+  int64_t generation = generation_;
+  zk_->exists(
+      it->second.path,
+      [this, term, generation](int type) {
+        auto it = candidates_.find(term);
+        if (generation != generation_ || it == candidates_.end()) return;
+        if (type != ZOO_DELETED_EVENT) return watchOwnCandidate(term);
+        std::string election = it->second.election;
+        candidates_.erase(it);
+        listener_->onCandidacyChanged(election, term, false, true, "candidate node deleted in ZooKeeper (step-down)");
+      },
+      [](const ZkResult&) {});
+}
+
+void ZookeeperBackend::resign(const std::string& election, int64_t term, Done done) {
+  whenConnected(done, [this, election, term, done] {
+    auto it = candidates_.find(term);
+    if (it == candidates_.end()) {
+      return done(absl::NotFoundError(absl::StrCat("no candidacy in '", election, "' with term ", term)));
+    }
+    std::string path = it->second.path;
+    candidates_.erase(it);
+    owned(path, term, [this, path, election, done](int rc, bool mine, const Stat& stat) {
+      if (rc != ZOK && rc != ZNONODE) return done(zkStatus(rc, "election " + election));
+      if (!mine) return done(absl::NotFoundError("candidate node gone"));
+      zk_->remove(path, stat.version, [election, done](const ZkResult& r) {
+        done(r.rc == ZOK ? absl::OkStatus() : zkStatus(r.rc, "election " + election));
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::verifyCandidacy(const std::string& election, int64_t term,
+                                       Callback<std::optional<bool>> done) {
+  whenConnected(done, [this, term, done] {
+    auto it = candidates_.find(term);
+    if (it == candidates_.end()) return done(std::optional<bool>());
+    owned(it->second.path, term, [this, term, done](int rc, bool mine, const Stat&) {
+      if (rc != ZOK && rc != ZNONODE) return done(zkStatus(rc, "candidate"));
+      if (!mine) {
+        candidates_.erase(term);
+        return done(std::optional<bool>());
+      }
+      evaluateCandidate(term, [done](absl::StatusOr<CampaignResult> r) {
+        if (!r.ok()) return done(r.status());
+        done(std::optional<bool>(r->primary));
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::currentLeader(const std::string& election, Callback<std::optional<Candidate>> done) {
+  const std::string dir = layout_.election(election);
+  zk_->children(dir, nullptr, [this, dir, election, done](const ZkResult& r) {
+    if (r.rc == ZNONODE) return done(std::optional<Candidate>());
+    if (r.rc != ZOK) return done(zkStatus(r.rc, "election " + election));
+    auto order = sequenced(r.children, kCandidatePrefix);
+    if (order.empty()) return done(std::optional<Candidate>());
+    zk_->get(dir + "/" + order.front(), [this, election, done](const ZkResult& g) {
+      if (g.rc == ZNONODE) return currentLeader(election, done);  // changed meanwhile
+      if (g.rc != ZOK) return done(zkStatus(g.rc, "election " + election));
+      DecodedNode node = decodeNode(g.data);
+      done(std::optional<Candidate>(Candidate{node.owner, node.value, g.stat.czxid}));
+    });
+  });
+}
+
+void ZookeeperBackend::leader(const std::string& election, Callback<std::optional<Candidate>> done) {
+  whenConnected(done, [this, election, done] { currentLeader(election, done); });
+}
+
+void ZookeeperBackend::watchElection(const std::string& election) {
+  executor_.post([this, election] {
+    watched_.emplace(election, -1);
+    if (usable().ok()) armElectionWatch(election);
+  });
+}
+
+void ZookeeperBackend::unwatchElection(const std::string& election) {
+  executor_.post([this, election] { watched_.erase(election); });
+}
+
+void ZookeeperBackend::armElectionWatch(const std::string& election) {
+  const std::string dir = layout_.election(election);
+  int64_t generation = generation_;
+  auto rearm = [this, election, generation](int) {
+    if (generation == generation_ && watched_.count(election) != 0) armElectionWatch(election);
+  };
+  zk_->children(dir, rearm, [this, dir, election, rearm](const ZkResult& r) {
+    if (r.rc == ZNONODE) zk_->exists(dir, rearm, [](const ZkResult&) {});  // learn when it appears
+    publishLeader(election);
+  });
+}
+
+void ZookeeperBackend::publishLeader(const std::string& election) {
+  currentLeader(election, [this, election](absl::StatusOr<std::optional<Candidate>> leader) {
+    auto it = watched_.find(election);
+    if (!leader.ok() || it == watched_.end()) return;
+    int64_t term = leader->has_value() ? (*leader)->term : 0;
+    if (it->second == term) return;
+    it->second = term;
+    listener_->onLeaderChanged(election, *leader);
+  });
+}
+
+// --- Admin ------------------------------------------------------------------
+
+void ZookeeperBackend::listLocks(Callback<std::vector<LockView>> done) {
+  whenConnected(done, [this, done] {
+    listBucketed(layout_.locks(), [this, done](int rc, std::vector<std::string> paths) {
+      if (rc != ZOK) return done(zkStatus(rc, "locks"));
+      getAll(paths, [done](Results results) {
+        std::vector<LockView> views;
+        for (const auto& r : results) {
+          if (r.rc != ZOK) continue;
+          DecodedNode node = decodeNode(r.data);
+          views.push_back(LockView{node.name.empty() ? baseOf(r.path) : node.name,
+                                   LockHolder{node.owner, r.stat.czxid}, {}});
+        }
+        done(views);
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::lockInfo(const std::string& name, Callback<LockView> done) {
+  whenConnected(done, [this, name, done] {
+    zk_->get(layout_.lock(name), [this, name, done](const ZkResult& held) {
+      if (held.rc != ZOK && held.rc != ZNONODE) return done(zkStatus(held.rc, "lock " + name));
+      LockView view{name, std::nullopt, {}};
+      if (held.rc == ZOK) view.holder = LockHolder{decodeNode(held.data).owner, held.stat.czxid};
+      const std::string queue = layout_.waiterQueue(name);
+      zk_->children(queue, nullptr, [this, view, queue, done](const ZkResult& q) mutable {
+        std::vector<std::string> paths;
+        for (const auto& child : sequenced(q.children, kWaiterPrefix)) paths.push_back(queue + "/" + child);
+        getAll(paths, [view, done](Results waiters) mutable {
+          for (const auto& w : waiters) {
+            if (w.rc == ZOK) view.waiters.push_back(decodeNode(w.data).owner);
+          }
+          done(view);
+        });
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::forceUnlock(const std::string& name, Callback<LockHolder> done) {
+  whenConnected(done, [this, name, done] {
+    const std::string path = layout_.lock(name);
+    zk_->get(path, [this, name, path, done](const ZkResult& g) {
+      if (g.rc == ZNONODE) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held")));
+      if (g.rc != ZOK) return done(zkStatus(g.rc, "lock " + name));
+      LockHolder holder{decodeNode(g.data).owner, g.stat.czxid};
+      zk_->remove(path, g.stat.version, [name, holder, done](const ZkResult& r) {
+        if (r.rc != ZOK) return done(zkStatus(r.rc, "lock " + name));
+        done(holder);
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::electionView(const std::string& dir, Callback<ElectionView> done) {
+  zk_->get(dir, [this, dir, done](const ZkResult& d) {
+    if (d.rc != ZOK) return done(zkStatus(d.rc, "election"));
+    std::string name = decodeNode(d.data).name;
+    zk_->children(dir, nullptr, [this, dir, name, done](const ZkResult& r) {
+      std::vector<std::string> paths;
+      for (const auto& child : sequenced(r.children, kCandidatePrefix)) paths.push_back(dir + "/" + child);
+      getAll(paths, [name, done](Results candidates) {
+        ElectionView view{name, {}};
+        for (const auto& c : candidates) {
+          if (c.rc != ZOK) continue;
+          DecodedNode node = decodeNode(c.data);
+          view.candidates.push_back(Candidate{node.owner, node.value, c.stat.czxid});
+        }
+        done(view);
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::listElections(Callback<std::vector<ElectionView>> done) {
+  whenConnected(done, [this, done] {
+    zk_->children(layout_.elections(), nullptr, [this, done](const ZkResult& r) {
+      if (r.rc == ZNONODE || (r.rc == ZOK && r.children.empty())) return done(std::vector<ElectionView>());
+      if (r.rc != ZOK) return done(zkStatus(r.rc, "elections"));
+      auto views = std::make_shared<std::vector<ElectionView>>();
+      auto pending = std::make_shared<size_t>(r.children.size());
+      for (const auto& child : r.children) {
+        electionView(layout_.elections() + "/" + child, [views, pending, done](absl::StatusOr<ElectionView> view) {
+          if (view.ok() && !view->candidates.empty()) views->push_back(std::move(*view));
+          if (--*pending == 0) done(std::move(*views));
+        });
+      }
+    });
+  });
+}
+
+void ZookeeperBackend::electionInfo(const std::string& election, Callback<ElectionView> done) {
+  whenConnected(done, [this, election, done] {
+    electionView(layout_.election(election), [election, done](absl::StatusOr<ElectionView> view) {
+      if (!view.ok() && absl::IsNotFound(view.status())) return done(ElectionView{election, {}});
+      done(view);
+    });
+  });
+}
+
+void ZookeeperBackend::stepDown(const std::string& election, Callback<Candidate> done) {
+  whenConnected(done, [this, election, done] {
+    const std::string dir = layout_.election(election);
+    zk_->children(dir, nullptr, [this, dir, election, done](const ZkResult& r) {
+      auto order = sequenced(r.children, kCandidatePrefix);
+      if (r.rc == ZNONODE || order.empty()) {
+        return done(absl::NotFoundError(absl::StrCat("election '", election, "' has no primary")));
+      }
+      if (r.rc != ZOK) return done(zkStatus(r.rc, "election " + election));
+      const std::string path = dir + "/" + order.front();
+      zk_->get(path, [this, path, election, done](const ZkResult& g) {
+        if (g.rc != ZOK) return done(zkStatus(g.rc, "election " + election));
+        DecodedNode node = decodeNode(g.data);
+        Candidate primary{node.owner, node.value, g.stat.czxid};
+        zk_->remove(path, g.stat.version, [election, primary, done](const ZkResult& rm) {
+          if (rm.rc != ZOK) return done(zkStatus(rm.rc, "election " + election));
+          done(primary);
+        });
+      });
+    });
+  });
+}
+
+void ZookeeperBackend::registerMember(const Member& self) {
+  executor_.post([this, self] {
+    self_ = self;
+    if (usable().ok()) createMember();
+  });
+}
+
+void ZookeeperBackend::createMember() {
+  if (!self_) return;
+  createWithParents(layout_.member(self_->node_id), encodeMember(*self_), ZOO_EPHEMERAL, [](const ZkResult& r) {
+    if (r.rc != ZOK && r.rc != ZNODEEXISTS) spdlog::warn("zookeeper: cannot register this daemon: {}", zerror(r.rc));
+  });
+}
+
+void ZookeeperBackend::listMembers(Callback<std::vector<Member>> done) {
+  whenConnected(done, [this, done] {
+    listBucketed(layout_.nodes(), [this, done](int rc, std::vector<std::string> paths) {
+      if (rc != ZOK) return done(zkStatus(rc, "nodes"));
+      getAll(paths, [done](Results results) {
+        std::vector<Member> members;
+        for (const auto& r : results) {
+          if (r.rc == ZOK) members.push_back(decodeMember(r.data));
+        }
+        done(members);
+      });
+    });
+  });
+}
+
+// --- Orphans ----------------------------------------------------------------
+
+void ZookeeperBackend::reconcileUncertain() {
+  // Each entry is a lock path, or a queue/election directory whose sequential
+  // child may be ours. Whatever this session owns there that nobody claims
+  // goes.
+  auto claimed = [this](const std::string& path) {
+    for (const auto& [name, held] : locks_) {
+      if (held.path == path) return true;
+    }
+    for (const auto& [id, waiter] : waiters_) {
+      if (waiter.node == path) return true;
+    }
+    for (const auto& [term, held] : candidates_) {
+      if (held.path == path) return true;
+    }
+    return false;
+  };
+  auto check = [this, claimed](const std::string& path) {
+    zk_->exists(path, nullptr, [this, path, claimed](const ZkResult& r) {
+      if (r.rc == ZOK && zk_ && r.stat.ephemeralOwner == zk_->sessionId() && !claimed(path)) {
+        spdlog::info("zookeeper: deleting orphan node {} of this session", path);
+        zk_->remove(path, r.stat.version, [](const ZkResult&) {});
+      }
+    });
+  };
+  for (const auto& path : uncertain_) {
+    if (path.rfind(layout_.locks(), 0) == 0) {
+      check(path);
+      continue;
+    }
+    zk_->children(path, nullptr, [path, check](const ZkResult& r) {
+      for (const auto& child : r.children) check(path + "/" + child);
+    });
+  }
+  uncertain_.clear();
+}
+
+}  // namespace coordd::backend::zookeeper

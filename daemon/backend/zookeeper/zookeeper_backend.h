@@ -1,0 +1,154 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/time/time.h"
+#include "backend/backend.h"
+#include "backend/serial_executor.h"
+#include "backend/zookeeper/layout.h"
+#include "backend/zookeeper/zk_client.h"
+
+namespace coordd::backend::zookeeper {
+
+struct ZookeeperOptions {
+  // "host:port[,host:port...][/chroot]".
+  std::string ensemble = "localhost:2181/replicante";
+  absl::Duration session_timeout = absl::Seconds(10);
+};
+
+// The coordinator on a ZooKeeper ensemble, with Replicante's layout.
+//
+// Recipes: a lock is the single ephemeral node /locks/<b>/<sha>, taken by
+// creating it; blocking acquirers queue as ephemeral-sequential waiters, each
+// watching only its predecessor, and the head takes the same lock node, so
+// both kinds exclude each other. An election is ephemeral-sequential
+// candidates; the lowest is primary; each watches only its predecessor.
+// Tokens and terms are the czxid of the node.
+//
+// NOTE: simplifying assumptions.
+// * All state lives on one executor thread: calls are posted to it, and the C
+//   client's completions and watches are handed to it, so nothing here needs
+//   a lock and the completion thread never blocks.
+// * Calls other than verification need the link CONNECTED: while SUSPENDED
+//   they fail UNAVAILABLE at once (the core retries deletes), instead of
+//   queueing inside the C client.
+// * A create whose reply is lost to a connection loss is remembered and,
+//   once reconnected, found by path and session owner and deleted when
+//   nobody claims it; it is never created twice.
+// * ACLs are open (world:anyone); the chroot is created if missing.
+class ZookeeperBackend : public Backend {
+ public:
+  explicit ZookeeperBackend(ZookeeperOptions options);
+  ~ZookeeperBackend() override;
+
+  void start(Listener* listener) override;
+  void stop() override;
+  BackendInfo info() const override;
+
+  void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
+  void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
+            Callback<int64_t> done) override;
+  void cancelLock(const std::string& name, int64_t waiter_id, Done done) override;
+  void unlock(const std::string& name, int64_t token, Done done) override;
+  void verifyLock(const std::string& name, int64_t token, Callback<bool> done) override;
+
+  void campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
+                Callback<CampaignResult> done) override;
+  void resign(const std::string& election, int64_t term, Done done) override;
+  void verifyCandidacy(const std::string& election, int64_t term,
+                       Callback<std::optional<bool>> done) override;
+  void leader(const std::string& election, Callback<std::optional<Candidate>> done) override;
+  void watchElection(const std::string& election) override;
+  void unwatchElection(const std::string& election) override;
+
+  void listLocks(Callback<std::vector<LockView>> done) override;
+  void lockInfo(const std::string& name, Callback<LockView> done) override;
+  void forceUnlock(const std::string& name, Callback<LockHolder> done) override;
+  void listElections(Callback<std::vector<ElectionView>> done) override;
+  void electionInfo(const std::string& election, Callback<ElectionView> done) override;
+  void stepDown(const std::string& election, Callback<Candidate> done) override;
+  void registerMember(const Member& self) override;
+  void listMembers(Callback<std::vector<Member>> done) override;
+
+ private:
+  enum class Link { kConnecting, kConnected, kSuspended };
+  struct HeldLock {
+    std::string path;
+    int64_t token = 0;
+  };
+  struct Waiter {
+    std::string name;
+    std::string payload;
+    std::string node;  // our sequential node, once created
+    Callback<int64_t> done;
+  };
+  struct Held {
+    std::string election;
+    std::string path;
+    bool primary = false;
+  };
+  using Results = std::vector<ZkResult>;
+
+  // Runs `body` on the executor if the link is up, else answers `done`.
+  template <typename T>
+  void whenConnected(T done, std::function<void()> body);
+  absl::Status usable() const;
+  absl::Status expired() const;
+
+  void connect();
+  void onSession(int64_t generation, int state);
+  void expire(const std::string& why);
+  void updateInfo();
+
+  // Creates `path`, creating missing persistent parents first.
+  void createWithParents(const std::string& path, const std::string& data, int flags, ZkClient::Done done);
+  void ensurePath(const std::string& path, std::function<void(int rc)> done);
+  // Whether this session owns `path` with czxid `token`; the stat comes along.
+  void owned(const std::string& path, int64_t token, std::function<void(int rc, bool owned, const Stat&)> done);
+  void getAll(std::vector<std::string> paths, std::function<void(Results)> done);
+  // Lists <root>/<bucket>/<leaf> paths.
+  void listBucketed(const std::string& root, std::function<void(int rc, std::vector<std::string>)> done);
+  void electionView(const std::string& dir, Callback<ElectionView> done);
+
+  void attemptLock(const std::string& name, const OwnerRecord& owner, int attempt, Callback<TryLockResult> done);
+  void holdLock(const std::string& name, const std::string& path, int64_t token);
+  void evaluateWaiter(int64_t waiter_id);
+  void finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result);
+  void evaluateCandidate(int64_t term, Callback<CampaignResult> first);
+  void watchOwnCandidate(int64_t term);
+  void armElectionWatch(const std::string& election);
+  void publishLeader(const std::string& election);
+  void currentLeader(const std::string& election, Callback<std::optional<Candidate>> done);
+  void createMember();
+  void reconcileUncertain();
+
+  const ZookeeperOptions options_;
+  const std::string hosts_;
+  const Layout layout_;
+  Listener* listener_ = nullptr;
+
+  // Executor-thread state.
+  std::unique_ptr<ZkClient> zk_;
+  int64_t generation_ = 0;
+  Link link_ = Link::kConnecting;
+  int64_t suspensions_ = 0;
+  bool stopped_ = false;
+  std::map<std::string, HeldLock> locks_;
+  std::map<int64_t, Waiter> waiters_;
+  std::map<int64_t, Held> candidates_;          // by term
+  std::map<std::string, int64_t> watched_;      // election -> last leader term published
+  std::set<std::string> uncertain_;              // creates whose reply was lost
+  std::optional<Member> self_;
+
+  mutable std::mutex info_mu_;
+  BackendInfo info_;
+
+  SerialExecutor executor_;
+};
+
+}  // namespace coordd::backend::zookeeper
