@@ -4,7 +4,9 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev catch2 libyaml-cpp-dev nlohmann-json3-dev libzookeeper-mt-dev
+  libabsl-dev libspdlog-dev catch2 libyaml-cpp-dev nlohmann-json3-dev libzookeeper-mt-dev libssl-dev
+  # The integration tests run a real ZooKeeper and read its nodes with kazoo.
+  zookeeper default-jre-headless python3-kazoo
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -16,34 +16,6 @@ using namespace coordd::e2e;
 
 namespace {
 
-struct WorkerLine {
-  std::string what;
-  pid_t pid = 0;
-  pid_t parent = 0;
-  int64_t at_us = 0;
-  int64_t term = 0;
-};
-
-std::vector<WorkerLine> workerLog(const std::string& path) {
-  std::vector<WorkerLine> lines;
-  for (const auto& line : readLines(path)) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() != 5) continue;
-    WorkerLine w;
-    w.what = f[0];
-    REQUIRE(absl::SimpleAtoi(f[1], &w.pid));
-    REQUIRE(absl::SimpleAtoi(f[2], &w.parent));
-    REQUIRE(absl::SimpleAtoi(f[3], &w.at_us));
-    REQUIRE(absl::SimpleAtoi(f[4], &w.term));
-    lines.push_back(w);
-  }
-  return lines;
-}
-
-size_t count(const std::vector<WorkerLine>& lines, const std::string& what) {
-  return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const auto& l) { return l.what == what; }));
-}
-
 bool pidAlive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
 }  // namespace
@@ -127,7 +99,7 @@ TEST_CASE("coordctl elect: one worker at a time - kill -9 of the primary hands o
     for (const auto& a : workerCommand(lock_file, log_file)) args.push_back(a);
     candidates.push_back(daemon.startCoordctl(args));
   }
-  auto startsSoFar = [&] { return count(workerLog(log_file), "start"); };
+  auto startsSoFar = [&] { return countLines(workerLog(log_file), "start"); };
   REQUIRE(eventually([&] { return startsSoFar() == 1; }));
 
   int64_t previous_term = 0;
@@ -138,7 +110,7 @@ TEST_CASE("coordctl elect: one worker at a time - kill -9 of the primary hands o
     CHECK(primary.term > previous_term);
     previous_term = primary.term;
     // Nobody else runs: exactly one start without stop so far.
-    CHECK(count(log, "start") == static_cast<size_t>(round + 1));
+    CHECK(countLines(log, "start") == static_cast<size_t>(round + 1));
     auto it = std::find_if(candidates.begin(), candidates.end(),
                            [&](const auto& p) { return p && p->pid() == primary.parent; });
     REQUIRE(it != candidates.end());
@@ -154,7 +126,7 @@ TEST_CASE("coordctl elect: one worker at a time - kill -9 of the primary hands o
     it->reset();
   }
   auto log = workerLog(log_file);
-  CHECK(count(log, "OVERLAP") == 0);
+  CHECK(countLines(log, "OVERLAP") == 0);
   CHECK(log.back().term > previous_term);
 }
 

@@ -69,6 +69,7 @@ void ZookeeperBackend::start(Listener* listener) {
 }
 
 void ZookeeperBackend::stop() {
+  if (stopping_.exchange(true)) return;
   std::promise<void> closed;
   auto future = closed.get_future();
   executor_.post([this, &closed] {
@@ -76,8 +77,7 @@ void ZookeeperBackend::stop() {
     zk_.reset();  // closes the session: the ephemeral nodes go at once
     closed.set_value();
   });
-  // Nothing runs the task if the executor stopped already.
-  if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) spdlog::warn("zookeeper: close timed out");
+  future.wait();
   executor_.stop();
 }
 

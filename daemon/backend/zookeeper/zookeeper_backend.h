@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -145,6 +146,7 @@ class ZookeeperBackend : public Backend {
   std::set<std::string> uncertain_;              // creates whose reply was lost
   std::optional<Member> self_;
 
+  std::atomic<bool> stopping_{false};
   mutable std::mutex info_mu_;
   BackendInfo info_;
 

@@ -51,6 +51,7 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    ::setpgid(0, 0);
     int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0 || err < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) _exit(125);
@@ -64,12 +65,14 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
 
 Process::~Process() {
   if (running()) {
-    ::kill(pid_, SIGKILL);
+    signalGroup(SIGKILL);
     wait(5s);
   }
 }
 
 void Process::signal(int signo) const { ::kill(pid_, signo); }
+
+void Process::signalGroup(int signo) const { ::kill(-pid_, signo); }
 
 bool Process::running() { return !wait(0ms).has_value(); }
 

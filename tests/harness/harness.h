@@ -31,12 +31,14 @@ class Process {
  public:
   // Starts argv[0] (a path) with `env` added to this process's environment.
   Process(std::vector<std::string> argv, std::map<std::string, std::string> env, const std::string& output_prefix);
-  ~Process();  // SIGKILLs it if still running
+  ~Process();  // SIGKILLs its process group if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
   pid_t pid() const { return pid_; }
   void signal(int signo) const;
+  // Every process started under it (it leads its own process group).
+  void signalGroup(int signo) const;
   // The exit code (128+signal if killed), or nullopt if still running after
   // `timeout`.
   std::optional<int> wait(std::chrono::milliseconds timeout);
@@ -90,5 +92,17 @@ int64_t monotonicMicros();
 // Returns the exit code when argv asks for worker mode, nullopt otherwise.
 std::optional<int> runWorkerIfAsked(int argc, char** argv);
 std::vector<std::string> workerCommand(const std::string& lock_file, const std::string& log_file);
+
+// One line of a worker's log: "start", "stop" or "OVERLAP" (a second worker
+// ran while another held the shared flock).
+struct WorkerLine {
+  std::string what;
+  pid_t pid = 0;
+  pid_t parent = 0;  // the coordctl that ran it
+  int64_t at_us = 0;  // monotonicMicros()
+  int64_t term = 0;   // COORDD_TERM
+};
+std::vector<WorkerLine> workerLog(const std::string& path);
+size_t countLines(const std::vector<WorkerLine>& lines, const std::string& what);
 
 }  // namespace coordd::e2e

@@ -11,7 +11,11 @@
 #include <fstream>
 #include <thread>
 
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "harness.h"
 
 namespace coordd::e2e {
@@ -34,6 +38,26 @@ std::vector<std::string> workerCommand(const std::string& lock_file, const std::
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   self[n > 0 ? n : 0] = '\0';
   return {self, kWorkerFlag, lock_file, log_file};
+}
+
+std::vector<WorkerLine> workerLog(const std::string& path) {
+  std::vector<WorkerLine> lines;
+  for (const auto& line : readLines(path)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    WorkerLine w;
+    if (f.size() != 5 || !absl::SimpleAtoi(f[1], &w.pid) || !absl::SimpleAtoi(f[2], &w.parent) ||
+        !absl::SimpleAtoi(f[3], &w.at_us) || !absl::SimpleAtoi(f[4], &w.term)) {
+      continue;  // a line being written
+    }
+    w.what = f[0];
+    lines.push_back(w);
+  }
+  return lines;
+}
+
+size_t countLines(const std::vector<WorkerLine>& lines, const std::string& what) {
+  return static_cast<size_t>(
+      std::count_if(lines.begin(), lines.end(), [&](const WorkerLine& l) { return l.what == what; }));
 }
 
 std::optional<int> runWorkerIfAsked(int argc, char** argv) {

@@ -1,0 +1,150 @@
+// ZooKeeper failures seen through coordd: restarts, outages, ensemble members.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <mutex>
+
+#include "cluster.h"
+
+using namespace coordd::e2e;
+
+namespace {
+
+// Every state a lock guard went through, in order.
+struct StateLog {
+  void add(const std::string& state) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (states.empty() || states.back() != state) states.push_back(state);
+  }
+  std::vector<std::string> snapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    return states;
+  }
+  bool saw(const std::string& state) {
+    auto s = snapshot();
+    return std::find(s.begin(), s.end(), state) != s.end();
+  }
+  std::mutex mu;
+  std::vector<std::string> states;
+};
+
+}  // namespace
+
+TEST_CASE("ZooKeeper restart within the session timeout - SUSPENDED then RESTORED and nothing LOST", "[zookeeper][failure]") {
+  ZooKeeper zk;
+  auto daemon = zkDaemon(zk.address() + "/replicante", "10s");
+  std::unique_ptr<coordd::Client> client;
+  auto session = openSession(*daemon, client, "survivor");
+  StateLog lock_states, election_states;
+  coordd::LockOptions lock_options;
+  lock_options.on_change = [&](coordd::LockState state, absl::string_view) {
+    lock_states.add(std::string(coordd::toString(state)));
+  };
+  auto got = session->tryLock("job", lock_options);
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  const int64_t token = got->guard->token();
+  coordd::CampaignOptions campaign_options;
+  campaign_options.on_change = [&](const coordd::ElectionState& state) {
+    election_states.add(std::string(coordd::toString(state.status)));
+  };
+  auto election = session->campaign("svc", "", campaign_options);
+  REQUIRE(election.ok());
+  REQUIRE((*election)->isPrimary());
+  const int64_t term = (*election)->term();
+
+  int64_t killed_at = monotonicMicros();
+  zk.kill();
+  // Both are in doubt at once: neither may be acted on.
+  REQUIRE(eventually(
+      [&] { return got->guard->state() == coordd::LockState::kSuspended && !(*election)->isPrimary(); }, 10s));
+  std::printf("[measure] zookeeper: SUSPENDED reported %.1f ms after ZooKeeper was killed\n",
+              static_cast<double>(monotonicMicros() - killed_at) / 1000.0);
+  zk.start();
+  REQUIRE(eventually([&] { return got->guard->held() && (*election)->isPrimary(); }, 15s));
+  std::printf("[measure] zookeeper: RESTORED %.1f ms after ZooKeeper was killed (restart included)\n",
+              static_cast<double>(monotonicMicros() - killed_at) / 1000.0);
+  CHECK(got->guard->token() == token);
+  CHECK((*election)->term() == term);
+  CHECK_FALSE(lock_states.saw("lost"));
+  CHECK(lock_states.saw("suspended"));
+  CHECK_FALSE(election_states.saw("terminated"));
+}
+
+TEST_CASE("ZooKeeper down past the session timeout - LOST by coordd's own timer - then a new session and a rejoined candidacy", "[zookeeper][failure]") {
+  ZooKeeper zk;
+  auto daemon = zkDaemon(zk.address() + "/replicante", "2s");
+  std::unique_ptr<coordd::Client> client;
+  auto session = openSession(*daemon, client, "patient");
+  auto got = session->tryLock("job");
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  auto election = session->campaign("svc", "");
+  REQUIRE(election.ok());
+  REQUIRE((*election)->isPrimary());
+  const int64_t term = (*election)->term();
+  const std::string old_session = daemon->coordctl({"status", "--json"}).out;
+
+  int64_t killed_at = monotonicMicros();
+  zk.kill();
+  REQUIRE(eventually([&] { return got->guard->state() == coordd::LockState::kSuspended; }, 10s));
+  REQUIRE(eventually([&] { return got->guard->state() == coordd::LockState::kLost; }, 10s));
+  double lost_ms = static_cast<double>(monotonicMicros() - killed_at) / 1000.0;
+  std::printf("[measure] zookeeper: lock LOST by coordd's own timer %.1f ms after ZooKeeper went away (timeout 2000 ms)\n",
+              lost_ms);
+  CHECK(lost_ms < 6000.0);
+  REQUIRE(eventually([&] { return (*election)->status() == coordd::ElectionStatus::kTerminated; }, 5s));
+
+  zk.start();
+  // The daemon opens a new session and registers the candidacy again.
+  REQUIRE(eventually([&] { return (*election)->isPrimary(); }, 20s));
+  CHECK((*election)->term() > term);
+  auto status = daemon->coordctl({"status", "--json"});
+  CHECK(status.code == 0);
+  CHECK(status.out != old_session);
+  // The lock is free for whoever asks next, with a larger token.
+  auto again = session->tryLock("job");
+  REQUIRE(again.ok());
+  REQUIRE(again->acquired());
+  CHECK(again->guard->token() > got->guard->token());
+}
+
+TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and primaries survive", "[zookeeper][failure]") {
+  auto servers = ZooKeeper::ensemble(3);
+  auto daemon = zkDaemon(ZooKeeper::connectString(servers, "/replicante"), "10s");
+  std::unique_ptr<coordd::Client> client;
+  auto session = openSession(*daemon, client, "steady");
+  StateLog lock_states;
+  coordd::LockOptions lock_options;
+  lock_options.on_change = [&](coordd::LockState state, absl::string_view) {
+    lock_states.add(std::string(coordd::toString(state)));
+  };
+  auto got = session->tryLock("job", lock_options);
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  auto election = session->campaign("svc", "");
+  REQUIRE(election.ok());
+  REQUIRE((*election)->isPrimary());
+  int64_t last_token = got->guard->token();
+
+  for (const std::string role : {"leader", "follower"}) {
+    auto victim = std::find_if(servers.begin(), servers.end(), [&](auto& s) { return s->running() && s->mode() == role; });
+    REQUIRE(victim != servers.end());
+    int64_t killed_at = monotonicMicros();
+    (*victim)->kill();
+    // Work goes on: a new lock can be taken, with a larger token.
+    std::string name = "after-" + role;
+    std::optional<absl::StatusOr<coordd::TryLockResult>> next;
+    REQUIRE(eventually([&] {
+      next = session->tryLock(name);
+      return next->ok() && (*next)->acquired();
+    }, 20s));
+    std::printf("[measure] zookeeper: ensemble %s killed - new lock taken %.1f ms later\n", role.c_str(),
+                static_cast<double>(monotonicMicros() - killed_at) / 1000.0);
+    CHECK((*next)->guard->token() > last_token);
+    last_token = (*next)->guard->token();
+    REQUIRE(eventually([&] { return got->guard->held() && (*election)->isPrimary(); }, 20s));
+    (*victim)->start();
+  }
+  CHECK_FALSE(lock_states.saw("lost"));
+}

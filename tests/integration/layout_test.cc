@@ -1,0 +1,90 @@
+// What coordd writes in ZooKeeper, read by an independent client (kazoo),
+// and a foreign node excluding coordd, as Replicante's coordinator would.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "cluster.h"
+
+using namespace coordd::e2e;
+
+namespace {
+
+// Runs a kazoo script against `hosts`; returns its exit code, output in `out`.
+int kazoo(const TempDir& dir, const std::string& hosts, const std::string& script, std::string* out) {
+  const std::string path = dir.file("check.py");
+  std::ofstream(path) << "import json, hashlib, sys\nfrom kazoo.client import KazooClient\n"
+                      << "zk = KazooClient(hosts='" << hosts << "')\nzk.start(timeout=10)\n"
+                      << "def sha(s): return hashlib.sha256(s.encode()).hexdigest()\n"
+                      << script << "\nzk.stop()\n";
+  Process python({"/usr/bin/python3", path}, {}, dir.file("python"));
+  auto code = python.wait(30s);
+  *out = python.out() + python.err();
+  return code.value_or(-1);
+}
+
+}  // namespace
+
+TEST_CASE("layout - kazoo reads coordd's nodes at Replicante's paths with Replicante's payloads", "[zookeeper][layout]") {
+  ZooKeeper zk;
+  auto daemon = zkDaemon(zk.address() + "/replicante");
+  std::unique_ptr<coordd::Client> client;
+  auto session = openSession(*daemon, client, "layout-check");
+  auto got = session->tryLock("backup/nightly");
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  auto election = session->campaign("discovery", "10.0.0.7:8080");
+  REQUIRE(election.ok());
+  const std::string node_id = session->nodeId();
+
+  TempDir dir;
+  std::string out;
+  int code = kazoo(dir, zk.address(), R"(
+h = sha('backup/nightly')
+data, stat = zk.get('/replicante/locks/%s/%s' % (h[:4], h))
+lock = json.loads(data)
+assert lock['name'] == 'backup/nightly', lock
+assert lock['owner']['id'] == sys.argv[0] or True
+print('lock owner', lock['owner']['id'])
+assert stat.ephemeralOwner != 0
+print('lock czxid', stat.czxid)
+e = '/replicante/elections/' + sha('discovery')
+assert json.loads(zk.get(e)[0])['name'] == 'discovery'
+children = sorted(zk.get_children(e))
+assert len(children) == 1 and children[0].startswith('candidate-') and len(children[0]) == len('candidate-') + 10, children
+cand, cstat = zk.get(e + '/' + children[0])
+owner = json.loads(cand)['owner']
+print('candidate owner', owner['id'], owner['extra']['coordd.value'])
+assert cstat.ephemeralOwner != 0
+nodes = [b + '/' + n for b in zk.get_children('/replicante/nodes') for n in zk.get_children('/replicante/nodes/' + b)]
+print('members', nodes)
+for path in nodes:
+    member = json.loads(zk.get('/replicante/nodes/' + path)[0])
+    assert path.split('/')[0] == member['id'][:4]
+)",
+                     &out);
+  INFO(out);
+  REQUIRE(code == 0);
+  CHECK(out.find("lock owner " + node_id) != std::string::npos);
+  CHECK(out.find("lock czxid " + std::to_string(got->guard->token())) != std::string::npos);
+  CHECK(out.find("candidate owner " + node_id + " 10.0.0.7:8080") != std::string::npos);
+  CHECK(out.find(node_id.substr(0, 4) + "/" + node_id) != std::string::npos);
+}
+
+TEST_CASE("a foreign lock node (Replicante's coordinator) makes coordd refuse the lock and name its owner", "[zookeeper][layout]") {
+  ZooKeeper zk;
+  auto daemon = zkDaemon(zk.address() + "/replicante");
+  TempDir dir;
+  std::string out;
+  const std::string foreign = std::string(32, 'f');
+  int code = kazoo(dir, zk.address(), R"(
+h = sha('shared-task')
+zk.create('/replicante/locks/%s/%s' % (h[:4], h), json.dumps({'name': 'shared-task', 'owner': {'id': ')" +
+                                          foreign + R"(', 'extra': {}}}).encode(), makepath=True)
+)",
+                     &out);
+  INFO(out);
+  REQUIRE(code == 0);
+  auto refused = daemon->coordctl({"lock", "shared-task", "--", "true"});
+  CHECK(refused.code == 75);
+  CHECK(refused.err.find(foreign) != std::string::npos);
+}

@@ -1,0 +1,9 @@
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+int main(int argc, char** argv) {
+  if (auto code = coordd::e2e::runWorkerIfAsked(argc, argv)) return *code;
+  return Catch::Session().run(argc, argv);
+}
