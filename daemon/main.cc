@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     backend_ptr = std::make_unique<backend::memory::MemoryBackend>(std::make_shared<backend::memory::MemoryStore>());
   } else {
     backend_ptr = std::make_unique<backend::zookeeper::ZookeeperBackend>(
-        backend::zookeeper::ZookeeperOptions{cfg.zookeeper, cfg.session_timeout});
+        backend::zookeeper::ZookeeperOptions{cfg.zookeeper, cfg.session_timeout, cfg.cleaner_interval,
+                                             cfg.cleaner_limit});
   }
   backend::Backend& backend = *backend_ptr;
 

@@ -109,7 +109,7 @@ const std::vector<Option>& options() {
        "coordinator (this host only).",
        [](Config& c, const std::string& v) {
          std::string hosts = v.substr(0, v.find('/'));
-         if (hosts.empty() || hosts.find(':') == std::string::npos) {
+         if (!v.empty() && (hosts.empty() || hosts.find(':') == std::string::npos)) {
            return bad(v, "host:port[,host:port...][/chroot]");
          }
          c.zookeeper = v;
@@ -125,6 +125,17 @@ const std::vector<Option>& options() {
          c.session_timeout = d;
          return absl::OkStatus();
        }},
+      {"zookeeper.cleaner_interval", "--cleaner-interval", Shape::kScalar,
+       "How often the cleaner (one daemon of the cluster) removes empty parents. Default 60s.",
+       [](Config& c, const std::string& v) {
+         absl::Duration d;
+         if (!absl::ParseDuration(v, &d) || d < absl::Milliseconds(100)) return bad(v, "a duration of 100ms or more");
+         c.cleaner_interval = d;
+         return absl::OkStatus();
+       }},
+      {"zookeeper.cleaner_limit", "--cleaner-limit", Shape::kScalar,
+       "Empty parents the cleaner removes per pass at most. Default 100.",
+       [](Config& c, const std::string& v) { return parsePositive(v, c.cleaner_limit); }},
       {"node_attributes", "--node-attribute", Shape::kMap,
        "KEY=VALUE published with this daemon in the member registry, repeatable.",
        [](Config& c, const std::string& v) {
@@ -313,11 +324,13 @@ std::string describe(const Config& config) {
   return absl::StrFormat(
       "listen: [%s]\nsocket_mode: \"%04o\"\nlog_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
       "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\n  max_observers: %d\nadmin:\n  allowed_peers: [%s]\n"
-      "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n",
+      "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n  cleaner_interval: %s\n"
+      "  cleaner_limit: %d\n",
       absl::StrJoin(config.listen, ", "), config.socket_mode, config.log_format, config.log_level,
       absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
       config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
-      attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout));
+      attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout),
+      absl::FormatDuration(config.cleaner_interval), config.cleaner_limit);
 }
 
 }  // namespace coordd::config

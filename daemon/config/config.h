@@ -27,6 +27,8 @@ struct Config {
   // empty: the embedded coordinator.
   std::string zookeeper;
   absl::Duration session_timeout = absl::Seconds(10);
+  absl::Duration cleaner_interval = absl::Seconds(60);
+  int64_t cleaner_limit = 100;
 };
 
 struct CommandLine {

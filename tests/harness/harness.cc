@@ -94,13 +94,16 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
 std::string Process::out() const { return readFile(out_path_); }
 std::string Process::err() const { return readFile(err_path_); }
 
-Daemon::Daemon(std::vector<std::string> extra_args) : address_("unix:" + dir_.file("coordd.sock")) {
+Daemon::Daemon(std::vector<std::string> extra_args, Wait wait) : address_("unix:" + dir_.file("coordd.sock")) {
   std::vector<std::string> argv = {COORDD_BIN, "--listen", address_};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, dir_.file("coordd"));
   const std::string socket = dir_.file("coordd.sock");
   bool up = eventually(
-      [&] { return !process_->running() || (std::filesystem::exists(socket) && coordctl({"status"}, 5s).code == 0); },
+      [&] {
+        return !process_->running() ||
+               (std::filesystem::exists(socket) && (wait == Wait::kListening || coordctl({"status"}, 5s).code == 0));
+      },
       10s);
   if (!up || !process_->running()) {
     throw std::runtime_error("coordd did not become ready:\n" + log());

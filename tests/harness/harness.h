@@ -56,7 +56,10 @@ class Process {
 // The real coordd on a Unix socket in its own temporary directory.
 class Daemon {
  public:
-  explicit Daemon(std::vector<std::string> extra_args = {});
+  enum class Wait { kReady, kListening };
+  // Starts coordd and waits until it is ready (coordctl status exits 0), or
+  // only until it listens.
+  explicit Daemon(std::vector<std::string> extra_args = {}, Wait wait = Wait::kReady);
   ~Daemon();
 
   const std::string& address() const { return address_; }

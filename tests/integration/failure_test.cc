@@ -148,3 +148,19 @@ TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and prim
   }
   CHECK_FALSE(lock_states.saw("lost"));
 }
+
+TEST_CASE("ZooKeeper unreachable at start - coordd starts not ready and answers UNAVAILABLE until it comes up", "[zookeeper][failure]") {
+  ZooKeeper zk;
+  zk.kill();
+  Daemon daemon({"--zookeeper", zk.address() + "/replicante", "--session-timeout", "2s"}, Daemon::Wait::kListening);
+  auto status = daemon.coordctl({"status", "--json"});
+  CHECK(status.code == 1);
+  CHECK(status.out.find("\"ready\":false") != std::string::npos);
+  auto refused = daemon.coordctl({"lock", "job", "--", "true"});
+  CHECK(refused.code == 1);
+  CHECK(refused.err.find("UNAVAILABLE") != std::string::npos);
+
+  zk.start();
+  REQUIRE(eventually([&] { return daemon.coordctl({"status"}).code == 0; }, 20s));
+  CHECK(daemon.coordctl({"lock", "job", "--", "true"}).code == 0);
+}

@@ -1,28 +1,12 @@
 // What coordd writes in ZooKeeper, read by an independent client (kazoo),
 // and a foreign node excluding coordd, as Replicante's coordinator would.
 #include <catch2/catch.hpp>
-#include <fstream>
 
 #include "cluster.h"
+#include "kazoo.h"
 
 using namespace coordd::e2e;
 
-namespace {
-
-// Runs a kazoo script against `hosts`; returns its exit code, output in `out`.
-int kazoo(const TempDir& dir, const std::string& hosts, const std::string& script, std::string* out) {
-  const std::string path = dir.file("check.py");
-  std::ofstream(path) << "import json, hashlib, sys\nfrom kazoo.client import KazooClient\n"
-                      << "zk = KazooClient(hosts='" << hosts << "')\nzk.start(timeout=10)\n"
-                      << "def sha(s): return hashlib.sha256(s.encode()).hexdigest()\n"
-                      << script << "\nzk.stop()\n";
-  Process python({"/usr/bin/python3", path}, {}, dir.file("python"));
-  auto code = python.wait(30s);
-  *out = python.out() + python.err();
-  return code.value_or(-1);
-}
-
-}  // namespace
 
 TEST_CASE("layout - kazoo reads coordd's nodes at Replicante's paths with Replicante's payloads", "[zookeeper][layout]") {
   ZooKeeper zk;
@@ -36,9 +20,8 @@ TEST_CASE("layout - kazoo reads coordd's nodes at Replicante's paths with Replic
   REQUIRE(election.ok());
   const std::string node_id = session->nodeId();
 
-  TempDir dir;
   std::string out;
-  int code = kazoo(dir, zk.address(), R"(
+  int code = Kazoo(zk.address()).run(R"(
 h = sha('backup/nightly')
 data, stat = zk.get('/replicante/locks/%s/%s' % (h[:4], h))
 lock = json.loads(data)
@@ -61,7 +44,7 @@ for path in nodes:
     member = json.loads(zk.get('/replicante/nodes/' + path)[0])
     assert path.split('/')[0] == member['id'][:4]
 )",
-                     &out);
+                                     {}, &out);
   INFO(out);
   REQUIRE(code == 0);
   CHECK(out.find("lock owner " + node_id) != std::string::npos);
@@ -73,15 +56,14 @@ for path in nodes:
 TEST_CASE("a foreign lock node (Replicante's coordinator) makes coordd refuse the lock and name its owner", "[zookeeper][layout]") {
   ZooKeeper zk;
   auto daemon = zkDaemon(zk.address() + "/replicante");
-  TempDir dir;
   std::string out;
   const std::string foreign = std::string(32, 'f');
-  int code = kazoo(dir, zk.address(), R"(
+  int code = Kazoo(zk.address()).run(R"(
 h = sha('shared-task')
 zk.create('/replicante/locks/%s/%s' % (h[:4], h), json.dumps({'name': 'shared-task', 'owner': {'id': ')" +
                                           foreign + R"(', 'extra': {}}}).encode(), makepath=True)
 )",
-                     &out);
+                                     {}, &out);
   INFO(out);
   REQUIRE(code == 0);
   auto refused = daemon->coordctl({"lock", "shared-task", "--", "true"});

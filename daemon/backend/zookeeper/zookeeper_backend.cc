@@ -12,6 +12,8 @@ namespace {
 
 constexpr char kWaiterPrefix[] = "waiter-";
 constexpr char kCandidatePrefix[] = "candidate-";
+// The election Replicante's cleaner uses too: its primary cleans.
+constexpr char kCleanerElection[] = "zookeeper-cleaner";
 
 std::string parentOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
 std::string baseOf(const std::string& path) { return path.substr(path.rfind('/') + 1); }
@@ -65,7 +67,10 @@ absl::Status ZookeeperBackend::expired() const { return absl::AbortedError("ZooK
 
 void ZookeeperBackend::start(Listener* listener) {
   listener_ = listener;
-  executor_.post([this] { connect(); });
+  executor_.post([this] {
+    connect();
+    scheduleCleaner();
+  });
 }
 
 void ZookeeperBackend::stop() {
@@ -157,6 +162,7 @@ void ZookeeperBackend::expire(const std::string& why) {
   locks_.clear();
   candidates_.clear();
   uncertain_.clear();
+  cleaner_term_ = 0;
   zk_.reset();
   for (auto& [id, waiter] : waiters) waiter.done(expired());
   listener_->onLinkState(LinkState::kExpired);
@@ -393,48 +399,47 @@ void ZookeeperBackend::cancelLock(const std::string& name, int64_t waiter_id, Do
 
 void ZookeeperBackend::campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
                                 Callback<CampaignResult> done) {
-  whenConnected(done, [this, election, owner, value, done] {
-    const std::string dir = layout_.election(election);
-    int64_t generation = generation_;
-    auto register_candidate = [this, election, owner, value, done, dir, generation]() {
-      zk_->create(dir + "/" + kCandidatePrefix, encodeCandidate(owner, value), ZOO_EPHEMERAL_SEQUENTIAL,
-                  [this, election, done, dir, generation](const ZkResult& r) {
-                    if (generation != generation_) return done(expired());
-                    if (r.rc != ZOK) {
-                      if (r.rc == ZCONNECTIONLOSS || r.rc == ZOPERATIONTIMEOUT) uncertain_.insert(dir);
-                      return done(zkStatus(r.rc, "election " + election));
-                    }
-                    candidates_[r.stat.czxid] = Held{election, r.path, false};
-                    watchOwnCandidate(r.stat.czxid);
-                    evaluateCandidate(r.stat.czxid, done);
-                  });
-    };
-    // The election's parent: a container, which ZooKeeper removes once empty.
-    zk_->create(dir, encodeElection(election), ZOO_CONTAINER,
-                [this, dir, election, register_candidate, done](const ZkResult& r) {
-                  if (r.rc == ZOK || r.rc == ZNODEEXISTS) return register_candidate();
-                  if (r.rc == ZNONODE) {
-                    return ensurePath(layout_.elections(), [this, dir, election, register_candidate, done](int rc) {
-                      if (rc != ZOK) return done(zkStatus(rc, "elections"));
-                      zk_->create(dir, encodeElection(election), ZOO_CONTAINER,
-                                  [register_candidate, done, election](const ZkResult& again) {
-                                    if (again.rc != ZOK && again.rc != ZNODEEXISTS) {
-                                      return done(zkStatus(again.rc, "election " + election));
-                                    }
-                                    register_candidate();
-                                  });
-                    });
+  whenConnected(done, [this, election, owner, value, done] { registerCandidate(election, owner, value, 0, done); });
+}
+
+void ZookeeperBackend::registerCandidate(const std::string& election, const OwnerRecord& owner,
+                                         const std::string& value, int attempt, Callback<CampaignResult> done) {
+  const std::string dir = layout_.election(election);
+  int64_t generation = generation_;
+  auto create_candidate = [this, election, owner, value, attempt, done, dir, generation]() {
+    zk_->create(dir + "/" + kCandidatePrefix, encodeCandidate(owner, value), ZOO_EPHEMERAL_SEQUENTIAL,
+                [this, election, owner, value, attempt, done, dir, generation](const ZkResult& r) {
+                  if (generation != generation_) return done(expired());
+                  if (r.rc == ZNONODE && attempt < 3) {
+                    // The cleaner removed the empty parent meanwhile.
+                    return registerCandidate(election, owner, value, attempt + 1, done);
                   }
-                  if (r.rc == ZUNIMPLEMENTED || r.rc == ZBADARGUMENTS) {
-                    // A server without containers: a persistent parent; the
-                    // cleaner removes it once empty.
-                    return zk_->create(dir, encodeElection(election), 0, [register_candidate](const ZkResult&) {
-                      register_candidate();
-                    });
+                  if (r.rc != ZOK) {
+                    if (r.rc == ZCONNECTIONLOSS || r.rc == ZOPERATIONTIMEOUT) uncertain_.insert(dir);
+                    return done(zkStatus(r.rc, "election " + election));
                   }
-                  done(zkStatus(r.rc, "election " + election));
+                  candidates_[r.stat.czxid] = Held{election, r.path, false};
+                  watchOwnCandidate(r.stat.czxid);
+                  evaluateCandidate(r.stat.czxid, done);
                 });
-  });
+  };
+  // The election's parent: a container, which ZooKeeper removes once empty;
+  // a persistent node where the server has no containers (the cleaner's job).
+  auto create_parent = [this, dir, election, create_candidate, done](int flags, auto& self) -> void {
+    zk_->create(dir, encodeElection(election), flags,
+                [this, dir, election, create_candidate, done, flags, self](const ZkResult& r) {
+                  if (r.rc == ZOK || r.rc == ZNODEEXISTS) return create_candidate();
+                  if ((r.rc == ZUNIMPLEMENTED || r.rc == ZBADARGUMENTS) && flags == ZOO_CONTAINER) {
+                    return self(0, self);
+                  }
+                  if (r.rc != ZNONODE) return done(zkStatus(r.rc, "election " + election));
+                  ensurePath(layout_.elections(), [create_candidate, done, election, flags, self](int rc) {
+                    if (rc != ZOK) return done(zkStatus(rc, "elections"));
+                    self(flags, self);
+                  });
+                });
+  };
+  create_parent(ZOO_CONTAINER, create_parent);
 }
 
 void ZookeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> first) {
@@ -490,6 +495,10 @@ void ZookeeperBackend::watchOwnCandidate(int64_t term) {
         if (type != ZOO_DELETED_EVENT) return watchOwnCandidate(term);
         std::string election = it->second.election;
         candidates_.erase(it);
+        if (term == cleaner_term_) {
+          cleaner_term_ = 0;
+          return campaignCleaner();  // stepped down: stand again, behind the others
+        }
         listener_->onCandidacyChanged(election, term, false, true, "candidate node deleted in ZooKeeper (step-down)");
       },
       [](const ZkResult&) {});
@@ -720,6 +729,7 @@ void ZookeeperBackend::registerMember(const Member& self) {
 
 void ZookeeperBackend::createMember() {
   if (!self_) return;
+  if (cleaner_term_ == 0) campaignCleaner();
   createWithParents(layout_.member(self_->node_id), encodeMember(*self_), ZOO_EPHEMERAL, [](const ZkResult& r) {
     if (r.rc != ZOK && r.rc != ZNODEEXISTS) spdlog::warn("zookeeper: cannot register this daemon: {}", zerror(r.rc));
   });
@@ -737,6 +747,79 @@ void ZookeeperBackend::listMembers(Callback<std::vector<Member>> done) {
         done(members);
       });
     });
+  });
+}
+
+// --- Cleaner ----------------------------------------------------------------
+
+void ZookeeperBackend::campaignCleaner() {
+  if (!self_ || !usable().ok()) return;
+  OwnerRecord owner{self_->node_id, "", kCleanerElection, {}};
+  int64_t generation = generation_;
+  registerCandidate(kCleanerElection, owner, "", 0, [this, generation](absl::StatusOr<CampaignResult> r) {
+    if (generation != generation_) return;
+    if (!r.ok()) {
+      spdlog::warn("zookeeper: cannot stand in the {} election: {}", kCleanerElection, r.status().ToString());
+      return;
+    }
+    cleaner_term_ = r->term;
+  });
+}
+
+void ZookeeperBackend::scheduleCleaner() {
+  executor_.postAt(SerialExecutor::Clock::now() + absl::ToChronoMilliseconds(options_.cleaner_interval), [this] {
+    scheduleCleaner();
+    auto it = candidates_.find(cleaner_term_);
+    if (usable().ok() && it != candidates_.end() && it->second.primary) clean();
+  });
+}
+
+// One bounded pass: deletes empty persistent parents (lock buckets, waiter
+// queues and their buckets, election parents, member buckets), at most
+// cleaner_limit, and logs what it did when the last delete answers.
+void ZookeeperBackend::clean() {
+  struct Cycle {
+    explicit Cycle(int64_t limit) : budget(limit), limit(limit) {}
+    ~Cycle() {
+      if (removed > 0) spdlog::info("cleaner: cycle removed {} of at most {} empty parents", removed, limit);
+    }
+    int64_t budget;
+    const int64_t limit;
+    int64_t removed = 0;
+  };
+  auto cycle = std::make_shared<Cycle>(options_.cleaner_limit);
+  // Removes `dir` if it has no children; `then` runs on its children else.
+  auto clean_dir = [this, cycle](const std::string& dir, std::function<void(const std::string&)> then) {
+    zk_->children(dir, nullptr, [this, cycle, dir, then](const ZkResult& r) {
+      if (r.rc != ZOK) return;
+      if (r.children.empty()) {
+        if (cycle->budget <= 0) return;
+        --cycle->budget;
+        // ZooKeeper refuses (ZNOTEMPTY) if a child came meanwhile: nothing
+        // live is ever lost.
+        zk_->remove(dir, -1, [cycle, dir](const ZkResult& rm) {
+          if (rm.rc == ZOK) ++cycle->removed;
+        });
+        return;
+      }
+      if (then) {
+        for (const auto& child : r.children) then(dir + "/" + child);
+      }
+    });
+  };
+  auto leaf = [clean_dir](const std::string& dir) { clean_dir(dir, nullptr); };
+  auto bucket_of_queues = [clean_dir, leaf](const std::string& dir) { clean_dir(dir, leaf); };
+  zk_->children(layout_.locks(), nullptr, [leaf, this](const ZkResult& r) {
+    for (const auto& bucket : r.children) leaf(layout_.locks() + "/" + bucket);
+  });
+  zk_->children(layout_.waiters(), nullptr, [bucket_of_queues, this](const ZkResult& r) {
+    for (const auto& bucket : r.children) bucket_of_queues(layout_.waiters() + "/" + bucket);
+  });
+  zk_->children(layout_.elections(), nullptr, [leaf, this](const ZkResult& r) {
+    for (const auto& election : r.children) leaf(layout_.elections() + "/" + election);
+  });
+  zk_->children(layout_.nodes(), nullptr, [leaf, this](const ZkResult& r) {
+    for (const auto& bucket : r.children) leaf(layout_.nodes() + "/" + bucket);
   });
 }
 

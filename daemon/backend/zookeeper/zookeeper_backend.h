@@ -20,6 +20,10 @@ struct ZookeeperOptions {
   // "host:port[,host:port...][/chroot]".
   std::string ensemble = "localhost:2181/replicante";
   absl::Duration session_timeout = absl::Seconds(10);
+  // The cleaner of empty parents: how often its primary passes, and how many
+  // it deletes per pass at most.
+  absl::Duration cleaner_interval = absl::Seconds(60);
+  int64_t cleaner_limit = 100;
 };
 
 // The coordinator on a ZooKeeper ensemble, with Replicante's layout.
@@ -120,6 +124,8 @@ class ZookeeperBackend : public Backend {
   void holdLock(const std::string& name, const std::string& path, int64_t token);
   void evaluateWaiter(int64_t waiter_id);
   void finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result);
+  void registerCandidate(const std::string& election, const OwnerRecord& owner, const std::string& value,
+                         int attempt, Callback<CampaignResult> done);
   void evaluateCandidate(int64_t term, Callback<CampaignResult> first);
   void watchOwnCandidate(int64_t term);
   void armElectionWatch(const std::string& election);
@@ -127,6 +133,9 @@ class ZookeeperBackend : public Backend {
   void currentLeader(const std::string& election, Callback<std::optional<Candidate>> done);
   void createMember();
   void reconcileUncertain();
+  void campaignCleaner();
+  void scheduleCleaner();
+  void clean();
 
   const ZookeeperOptions options_;
   const std::string hosts_;
@@ -145,6 +154,7 @@ class ZookeeperBackend : public Backend {
   std::map<std::string, int64_t> watched_;      // election -> last leader term published
   std::set<std::string> uncertain_;              // creates whose reply was lost
   std::optional<Member> self_;
+  int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex info_mu_;
