@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   } else {
     backend_ptr = std::make_unique<backend::zookeeper::ZookeeperBackend>(
         backend::zookeeper::ZookeeperOptions{cfg.zookeeper, cfg.session_timeout, cfg.cleaner_interval,
-                                             cfg.cleaner_limit});
+                                             cfg.cleaner_limit, cfg.zookeeper_auth, cfg.zookeeper_acl == "creator"});
   }
   backend::Backend& backend = *backend_ptr;
 

@@ -136,6 +136,20 @@ const std::vector<Option>& options() {
       {"zookeeper.cleaner_limit", "--cleaner-limit", Shape::kScalar,
        "Empty parents the cleaner removes per pass at most. Default 100.",
        [](Config& c, const std::string& v) { return parsePositive(v, c.cleaner_limit); }},
+      {"zookeeper.auth", "--zookeeper-auth", Shape::kScalar,
+       "Digest credentials USER:PASSWORD for ZooKeeper (prefer the file: flags show in ps).",
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && (v.find(':') == std::string::npos || v.front() == ':')) return bad("(hidden)", "USER:PASSWORD");
+         c.zookeeper_auth = v;
+         return absl::OkStatus();
+       }},
+      {"zookeeper.acl", "--zookeeper-acl", Shape::kScalar,
+       "open (anyone may change coordd's nodes) or creator (only the same credentials). Default open.",
+       [](Config& c, const std::string& v) {
+         if (v != "open" && v != "creator") return bad(v, "open or creator");
+         c.zookeeper_acl = v;
+         return absl::OkStatus();
+       }},
       {"node_attributes", "--node-attribute", Shape::kMap,
        "KEY=VALUE published with this daemon in the member registry, repeatable.",
        [](Config& c, const std::string& v) {
@@ -289,6 +303,9 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     }
   }
   if (result.config.listen.empty()) return absl::InvalidArgumentError("listen: at least one address is needed");
+  if (result.config.zookeeper_acl == "creator" && result.config.zookeeper_auth.empty()) {
+    return absl::InvalidArgumentError("zookeeper.acl: creator needs credentials in zookeeper.auth");
+  }
   return result;
 }
 
@@ -325,12 +342,13 @@ std::string describe(const Config& config) {
       "listen: [%s]\nsocket_mode: \"%04o\"\nlog_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
       "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\n  max_observers: %d\nadmin:\n  allowed_peers: [%s]\n"
       "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n  cleaner_interval: %s\n"
-      "  cleaner_limit: %d\n",
+      "  cleaner_limit: %d\n  auth: %s\n  acl: %s\n",
       absl::StrJoin(config.listen, ", "), config.socket_mode, config.log_format, config.log_level,
       absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
       config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
       attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout),
-      absl::FormatDuration(config.cleaner_interval), config.cleaner_limit);
+      absl::FormatDuration(config.cleaner_interval), config.cleaner_limit,
+      config.zookeeper_auth.empty() ? "\"\"" : "(set)", config.zookeeper_acl);
 }
 
 }  // namespace coordd::config

@@ -61,3 +61,20 @@ TEST_CASE("unknown keys and bad values are rejected naming the key", "[config]")
   std::remove(unknown.c_str());
   std::remove(bad.c_str());
 }
+
+TEST_CASE("ZooKeeper options - the creator ACL needs credentials and bad ensembles are refused", "[config]") {
+  auto parsed = parseCommandLine({"--zookeeper", "zk1:2181,zk2:2181/replicante", "--zookeeper-acl", "creator"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("zookeeper.auth") != absl::string_view::npos);
+  parsed = parseCommandLine({"--zookeeper", "/replicante"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--zookeeper") != absl::string_view::npos);
+  parsed = parseCommandLine({"--zookeeper", "zk1:2181/replicante", "--session-timeout", "500ms"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--session-timeout") != absl::string_view::npos);
+  parsed = parseCommandLine(
+      {"--zookeeper", "zk1:2181/r", "--zookeeper-auth", "u:p", "--zookeeper-acl", "creator", "--session-timeout", "4s"});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.zookeeper == "zk1:2181/r");
+  CHECK(parsed->config.session_timeout == absl::Seconds(4));
+}

@@ -12,13 +12,16 @@ namespace coordd::e2e {
 // short scripts that see `zk` (connected), `json`, `sys` and `sha(name)`.
 class Kazoo {
  public:
-  explicit Kazoo(std::string hosts) : hosts_(std::move(hosts)) {}
+  // `digest`: "user:password" to authenticate with, or empty.
+  explicit Kazoo(std::string hosts, std::string digest = "") : hosts_(std::move(hosts)), digest_(std::move(digest)) {}
 
   // Returns the script's exit code; its stdout and stderr in `out`.
   int run(const std::string& script, const std::vector<std::string>& args, std::string* out) {
     const std::string path = dir_.file("script.py");
     std::ofstream(path) << "import json, hashlib, sys\nfrom kazoo.client import KazooClient\n"
-                        << "zk = KazooClient(hosts='" << hosts_ << "')\nzk.start(timeout=10)\n"
+                        << "zk = KazooClient(hosts='" << hosts_ << "'"
+                        << (digest_.empty() ? "" : ", auth_data=[('digest', '" + digest_ + "')]") << ")\n"
+                        << "zk.start(timeout=10)\n"
                         << "def sha(s): return hashlib.sha256(s.encode()).hexdigest()\n"
                         << script << "\nzk.stop()\n";
     std::vector<std::string> argv = {"/usr/bin/python3", path};
@@ -31,6 +34,7 @@ class Kazoo {
 
  private:
   std::string hosts_;
+  std::string digest_;
   TempDir dir_;
 };
 

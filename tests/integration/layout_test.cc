@@ -70,3 +70,30 @@ zk.create('/replicante/locks/%s/%s' % (h[:4], h), json.dumps({'name': 'shared-ta
   CHECK(refused.code == 75);
   CHECK(refused.err.find(foreign) != std::string::npos);
 }
+
+TEST_CASE("digest credentials with the creator ACL - clients without them cannot touch coordd's nodes", "[zookeeper][layout]") {
+  ZooKeeper zk;
+  std::vector<std::string> args = {"--zookeeper", zk.address() + "/replicante", "--zookeeper-auth", "coordd:s3cret",
+                                   "--zookeeper-acl", "creator"};
+  Daemon d1(args);
+  Daemon d2(args);
+  auto holder = d1.startCoordctl({"lock", "guarded", "--", "sleep", "30"});
+  // The other daemon, with the same credentials, reads and respects it.
+  REQUIRE(eventually([&] { return d2.coordctl({"lock", "guarded", "--", "true"}).code == 75; }));
+  const std::string script = R"(
+from kazoo.exceptions import NoAuthError
+h = sha('guarded')
+path = '/replicante/locks/%s/%s' % (h[:4], h)
+try:
+    zk.delete(path)
+    print('deleted')
+except NoAuthError:
+    print('refused')
+)";
+  std::string out;
+  REQUIRE(Kazoo(zk.address()).run(script, {}, &out) == 0);
+  CHECK(out.find("refused") != std::string::npos);
+  CHECK(holder->running());
+  REQUIRE(Kazoo(zk.address(), "coordd:s3cret").run(script, {}, &out) == 0);
+  CHECK(out.find("deleted") != std::string::npos);
+}

@@ -68,7 +68,7 @@ void onVoid(int rc, const void* data) {
 
 ZkClient::ZkClient(Post post, SessionWatch on_session) : post_(std::move(post)), on_session_(std::move(on_session)) {}
 
-absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const std::string& hosts, int timeout_ms, Post post,
+absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const Options& options, Post post,
                                                             SessionWatch on_session) {
   static const bool quiet = [] {
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
@@ -76,9 +76,17 @@ absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const std::string& h
   }();
   (void)quiet;
   std::unique_ptr<ZkClient> client(new ZkClient(std::move(post), std::move(on_session)));
-  client->zh_ = zookeeper_init(hosts.c_str(), &ZkClient::onSession, timeout_ms, nullptr, client.get(), 0);
+  if (options.creator_acl) client->acl_ = &ZOO_CREATOR_ALL_ACL;
+  client->zh_ = zookeeper_init(options.hosts.c_str(), &ZkClient::onSession, options.timeout_ms, nullptr, client.get(), 0);
   if (client->zh_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("zookeeper: cannot start a client for '", hosts, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("zookeeper: cannot start a client for '", options.hosts, "'"));
+  }
+  if (!options.digest.empty()) {
+    // Sent before anything else on every (re)connection; a refusal ends the
+    // session with ZOO_AUTH_FAILED_STATE.
+    int rc = zoo_add_auth(client->zh_, "digest", options.digest.data(), static_cast<int>(options.digest.size()),
+                          nullptr, nullptr);
+    if (rc != ZOK) return zkStatus(rc, "zookeeper: digest credentials");
   }
   return client;
 }
@@ -128,7 +136,7 @@ ZkClient::WatchEntry* ZkClient::newWatch(Watch watch) {
 
 void ZkClient::create(const std::string& path, const std::string& data, int flags, Done done) {
   Call* call = newCall(std::move(done));
-  int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE, flags,
+  int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, flags,
                         onString, call);
   if (rc != ZOK) failed(call, rc);
 }

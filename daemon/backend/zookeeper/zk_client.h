@@ -42,8 +42,14 @@ class ZkClient {
   // Session state changes (ZOO_CONNECTED_STATE, ...).
   using SessionWatch = std::function<void(int state)>;
 
-  // Connects to `hosts` ("h1:2181,h2:2181", no chroot) in the background.
-  static absl::StatusOr<std::unique_ptr<ZkClient>> connect(const std::string& hosts, int timeout_ms, Post post,
+  struct Options {
+    std::string hosts;  // "h1:2181,h2:2181", no chroot
+    int timeout_ms = 10000;
+    std::string digest;         // "user:password", or empty for none
+    bool creator_acl = false;   // nodes only their creator may touch
+  };
+  // Connects in the background.
+  static absl::StatusOr<std::unique_ptr<ZkClient>> connect(const Options& options, Post post,
                                                            SessionWatch on_session);
   // Closes the session: its ephemeral nodes go at once.
   ~ZkClient();
@@ -74,6 +80,7 @@ class ZkClient {
 
   const Post post_;
   const SessionWatch on_session_;
+  ACL_vector* acl_ = &ZOO_OPEN_ACL_UNSAFE;
   zhandle_t* zh_ = nullptr;
   // Watches not fired yet, freed with the client (a watch of a closed
   // session never fires).

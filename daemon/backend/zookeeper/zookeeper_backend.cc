@@ -90,9 +90,10 @@ void ZookeeperBackend::connect() {
   if (stopped_) return;
   int64_t generation = ++generation_;
   link_ = Link::kConnecting;
+  ZkClient::Options zk_options{hosts_, static_cast<int>(absl::ToInt64Milliseconds(options_.session_timeout)),
+                               options_.digest, options_.creator_acl};
   auto client = ZkClient::connect(
-      hosts_, static_cast<int>(absl::ToInt64Milliseconds(options_.session_timeout)),
-      [this](std::function<void()> task) { executor_.post(std::move(task)); },
+      zk_options, [this](std::function<void()> task) { executor_.post(std::move(task)); },
       [this, generation](int state) { onSession(generation, state); });
   if (!client.ok()) {
     spdlog::error("zookeeper: {}; retrying in 1s", client.status().ToString());
@@ -150,7 +151,10 @@ void ZookeeperBackend::onSession(int64_t generation, int state) {
   } else if (state == ZOO_EXPIRED_SESSION_STATE) {
     expire("ZooKeeper session expired");
   } else if (state == ZOO_AUTH_FAILED_STATE) {
-    spdlog::error("zookeeper: authentication failed");
+    spdlog::error("zookeeper: the digest credentials (zookeeper.auth) were refused; retrying in 5s");
+    executor_.postAt(SerialExecutor::Clock::now() + std::chrono::seconds(5), [this, generation] {
+      if (generation == generation_) expire("authentication failed");
+    });
   }
 }
 

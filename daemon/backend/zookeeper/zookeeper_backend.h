@@ -24,6 +24,11 @@ struct ZookeeperOptions {
   // it deletes per pass at most.
   absl::Duration cleaner_interval = absl::Seconds(60);
   int64_t cleaner_limit = 100;
+  // Digest credentials "user:password"; empty: none.
+  std::string digest;
+  // Create nodes that only the same credentials may change (ZooKeeper's
+  // creator ACL) instead of open ones. Needs `digest`.
+  bool creator_acl = false;
 };
 
 // The coordinator on a ZooKeeper ensemble, with Replicante's layout.
@@ -45,7 +50,8 @@ struct ZookeeperOptions {
 // * A create whose reply is lost to a connection loss is remembered and,
 //   once reconnected, found by path and session owner and deleted when
 //   nobody claims it; it is never created twice.
-// * ACLs are open (world:anyone); the chroot is created if missing.
+// * ACLs are open (world:anyone) unless creator_acl; the chroot is created
+//   if missing, with the same ACL.
 class ZookeeperBackend : public Backend {
  public:
   explicit ZookeeperBackend(ZookeeperOptions options);
