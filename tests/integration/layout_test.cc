@@ -78,8 +78,9 @@ TEST_CASE("digest credentials with the creator ACL - clients without them cannot
   Daemon d1(args);
   Daemon d2(args);
   auto holder = d1.startCoordctl({"lock", "guarded", "--", "sleep", "30"});
+  REQUIRE(eventually([&] { return d1.coordctl({"locks", "info", "guarded"}).out.find("coordctl-lock") != std::string::npos; }));
   // The other daemon, with the same credentials, reads and respects it.
-  REQUIRE(eventually([&] { return d2.coordctl({"lock", "guarded", "--", "true"}).code == 75; }));
+  CHECK(d2.coordctl({"lock", "guarded", "--", "true"}).code == 75);
   const std::string script = R"(
 from kazoo.exceptions import NoAuthError
 h = sha('guarded')

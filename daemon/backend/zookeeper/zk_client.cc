@@ -134,6 +134,12 @@ ZkClient::WatchEntry* ZkClient::newWatch(Watch watch) {
   return raw;
 }
 
+void ZkClient::dropWatch(WatchEntry* entry) {
+  if (entry == nullptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  watches_.erase(entry);
+}
+
 void ZkClient::create(const std::string& path, const std::string& data, int flags, Done done) {
   Call* call = newCall(std::move(done));
   int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, flags,
@@ -151,14 +157,20 @@ void ZkClient::exists(const std::string& path, Watch watch, Done done) {
   Call* call = newCall(std::move(done));
   WatchEntry* entry = newWatch(std::move(watch));
   int rc = zoo_awexists(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStat, call);
-  if (rc != ZOK) failed(call, rc);
+  if (rc != ZOK) {
+    dropWatch(entry);
+    failed(call, rc);
+  }
 }
 
 void ZkClient::children(const std::string& path, Watch watch, Done done) {
   Call* call = newCall(std::move(done));
   WatchEntry* entry = newWatch(std::move(watch));
   int rc = zoo_awget_children2(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStrings, call);
-  if (rc != ZOK) failed(call, rc);
+  if (rc != ZOK) {
+    dropWatch(entry);
+    failed(call, rc);
+  }
 }
 
 void ZkClient::remove(const std::string& path, int version, Done done) {

@@ -74,6 +74,8 @@ class ZkClient {
   // Completes a call that could not be issued.
   void failed(Call* call, int rc);
   WatchEntry* newWatch(Watch watch);
+  // Forgets a watch whose call was never issued.
+  void dropWatch(WatchEntry* entry);
 
   static void onSession(zhandle_t*, int type, int state, const char*, void* context);
   static void onWatch(zhandle_t*, int type, int state, const char*, void* context);

@@ -20,8 +20,11 @@ std::string baseOf(const std::string& path) { return path.substr(path.rfind('/')
 
 // Children named prefix<sequence>, in sequence order.
 std::vector<std::string> sequenced(std::vector<std::string> children, const std::string& prefix) {
+  // Foreign or malformed children (no 10-digit sequence) take no part.
   children.erase(std::remove_if(children.begin(), children.end(),
-                                [&](const std::string& c) { return c.rfind(prefix, 0) != 0; }),
+                                [&](const std::string& c) {
+                                  return c.rfind(prefix, 0) != 0 || c.size() < prefix.size() + 10;
+                                }),
                  children.end());
   std::sort(children.begin(), children.end(), [&](const std::string& a, const std::string& b) {
     return a.substr(a.size() - 10) < b.substr(b.size() - 10);
@@ -79,6 +82,10 @@ void ZookeeperBackend::stop() {
   auto future = closed.get_future();
   executor_.post([this, &closed] {
     stopped_ = true;
+    ++generation_;  // completions of the closing session change nothing
+    auto waiters = std::move(waiters_);
+    waiters_.clear();
+    for (auto& [id, waiter] : waiters) waiter.done(absl::UnavailableError("daemon shutting down"));
     zk_.reset();  // closes the session: the ephemeral nodes go at once
     closed.set_value();
   });
@@ -121,19 +128,24 @@ void ZookeeperBackend::onSession(int64_t generation, int state) {
   if (generation != generation_ || !zk_) return;
   if (state == ZOO_CONNECTED_STATE) {
     updateInfo();
-    if (link_ == Link::kConnecting) {
+    if (link_ == Link::kConnecting && !opening_) {
       // A new session: make sure the chroot exists before anyone uses it.
+      opening_ = true;
       ensurePath(layout_.root().empty() ? "/" : layout_.root(), [this, generation](int rc) {
         if (generation != generation_) return;
-        if (rc != ZOK && rc != ZNODEEXISTS) spdlog::error("zookeeper: cannot create the chroot: {}", zerror(rc));
+        opening_ = false;
+        if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) return;  // the next CONNECTED tries again
+        if (rc != ZOK) spdlog::error("zookeeper: cannot create the chroot {}: {}", layout_.root(), zerror(rc));
         link_ = Link::kConnected;
         listener_->onLinkState(LinkState::kConnected);
         createMember();
+        campaignCleaner();
       });
     } else if (link_ == Link::kSuspended) {
       link_ = Link::kConnected;
       listener_->onLinkState(LinkState::kReconnected);
       reconcileUncertain();
+      rearmAll();
     }
   } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
     if (link_ != Link::kConnected) return;
@@ -167,6 +179,7 @@ void ZookeeperBackend::expire(const std::string& why) {
   candidates_.clear();
   uncertain_.clear();
   cleaner_term_ = 0;
+  opening_ = false;
   zk_.reset();
   for (auto& [id, waiter] : waiters) waiter.done(expired());
   listener_->onLinkState(LinkState::kExpired);
@@ -187,18 +200,30 @@ void ZookeeperBackend::ensurePath(const std::string& path, std::function<void(in
 }
 
 void ZookeeperBackend::createWithParents(const std::string& path, const std::string& data, int flags,
-                                         ZkClient::Done done) {
+                                         ZkClient::Done done, int attempt) {
   int64_t generation = generation_;
-  zk_->create(path, data, flags, [this, path, data, flags, done, generation](const ZkResult& r) {
-    if (r.rc != ZNONODE || generation != generation_) return done(r);
-    ensurePath(parentOf(path), [this, path, data, flags, done, generation](int rc) {
+  zk_->create(path, data, flags, [this, path, data, flags, done, generation, attempt](const ZkResult& r) {
+    // ZNONODE: a parent is missing, or the cleaner just removed an empty one.
+    if (r.rc != ZNONODE || generation != generation_ || attempt >= 3) return done(r);
+    ensurePath(parentOf(path), [this, path, data, flags, done, generation, attempt](int rc) {
       if (rc != ZOK || generation != generation_) {
         ZkResult failed;
         failed.rc = rc == ZOK ? ZSESSIONEXPIRED : rc;
         return done(failed);
       }
-      zk_->create(path, data, flags, done);
+      createWithParents(path, data, flags, done, attempt + 1);
     });
+  });
+}
+
+void ZookeeperBackend::noteIfUncertain(int rc, const std::string& path) {
+  if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) uncertain_.insert(path);
+}
+
+void ZookeeperBackend::removeOwn(const std::string& path) {
+  int64_t generation = generation_;
+  zk_->remove(path, -1, [this, path, generation](const ZkResult& r) {
+    if (generation == generation_ && r.rc != ZOK && r.rc != ZNONODE) uncertain_.insert(path);
   });
 }
 
@@ -271,22 +296,33 @@ void ZookeeperBackend::attemptLock(const std::string& name, const OwnerRecord& o
 }
 
 void ZookeeperBackend::holdLock(const std::string& name, const std::string& path, int64_t token) {
-  locks_[name] = HeldLock{path, token};
+  int64_t round = next_round_++;
+  locks_[name] = HeldLock{path, token, round};
   int64_t generation = generation_;
+  auto current = [this, name, token, round, generation]() -> HeldLock* {
+    auto it = locks_.find(name);
+    if (generation != generation_ || it == locks_.end() || it->second.token != token || it->second.round != round) {
+      return nullptr;
+    }
+    return &it->second;
+  };
+  auto lost = [this, name, token]() {
+    locks_.erase(name);
+    listener_->onLockLost(name, token, "lock node deleted in ZooKeeper");
+  };
   // Someone else deleting the node (an admin) makes the lock LOST.
   zk_->exists(
       path,
-      [this, name, token, generation](int type) {
-        auto it = locks_.find(name);
-        if (generation != generation_ || it == locks_.end() || it->second.token != token) return;
-        if (type == ZOO_DELETED_EVENT) {
-          locks_.erase(it);
-          listener_->onLockLost(name, token, "lock node deleted in ZooKeeper");
-        } else {
-          holdLock(name, it->second.path, token);  // re-arm
-        }
+      [this, name, token, current, lost](int type) {
+        HeldLock* held = current();
+        if (held == nullptr) return;
+        if (type == ZOO_DELETED_EVENT) return lost();
+        holdLock(name, held->path, token);  // re-arm
       },
-      [](const ZkResult&) {});
+      [current, lost](const ZkResult& r) {
+        // Gone before the watch was set; other failures: re-armed on reconnect.
+        if (r.rc == ZNONODE && current() != nullptr) lost();
+      });
 }
 
 void ZookeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
@@ -297,6 +333,9 @@ void ZookeeperBackend::unlock(const std::string& name, int64_t token, Done done)
     owned(path, token, [this, name, token, path, done](int rc, bool mine, const Stat& stat) {
       if (rc != ZOK && rc != ZNONODE) return done(zkStatus(rc, "lock " + name));
       if (!mine) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token)));
+      // ZooKeeper deletes only by version, and every lock node has version 0:
+      // if an admin freed the lock and another daemon took it between the
+      // check and the delete, that holder is told LOST by its watch.
       zk_->remove(path, stat.version, [name, done](const ZkResult& r) {
         done(r.rc == ZOK ? absl::OkStatus() : zkStatus(r.rc, "lock " + name));
       });
@@ -326,7 +365,8 @@ void ZookeeperBackend::lock(const std::string& name, const OwnerRecord& owner, i
                         auto it = waiters_.find(waiter_id);
                         if (it == waiters_.end()) {
                           // Cancelled meanwhile.
-                          if (r.rc == ZOK) zk_->remove(r.path, -1, [](const ZkResult&) {});
+                          if (r.rc == ZOK) removeOwn(r.path);
+                          noteIfUncertain(r.rc, queue);
                           return;
                         }
                         if (r.rc != ZOK) {
@@ -343,31 +383,41 @@ void ZookeeperBackend::evaluateWaiter(int64_t waiter_id) {
   auto it = waiters_.find(waiter_id);
   if (it == waiters_.end() || it->second.node.empty() || !zk_) return;
   const std::string queue = parentOf(it->second.node);
-  int64_t generation = generation_;
-  zk_->children(queue, nullptr, [this, waiter_id, generation, queue](const ZkResult& r) {
+  const int64_t round = it->second.round = next_round_++;
+  const int64_t generation = generation_;
+  // The waiter, if this is still its latest evaluation.
+  auto current = [this, waiter_id, round, generation]() -> Waiter* {
     auto it = waiters_.find(waiter_id);
-    if (generation != generation_ || it == waiters_.end()) return;
-    if (r.rc != ZOK) return finishWaiter(waiter_id, zkStatus(r.rc, "lock queue of " + it->second.name));
+    if (generation != generation_ || it == waiters_.end() || it->second.round != round) return nullptr;
+    return &it->second;
+  };
+  zk_->children(queue, nullptr, [this, waiter_id, queue, current](const ZkResult& r) {
+    Waiter* waiter = current();
+    if (waiter == nullptr) return;
+    if (r.rc != ZOK) return finishWaiter(waiter_id, zkStatus(r.rc, "lock queue of " + waiter->name));
     auto order = sequenced(r.children, kWaiterPrefix);
-    auto pos = std::find(order.begin(), order.end(), baseOf(it->second.node));
+    auto pos = std::find(order.begin(), order.end(), baseOf(waiter->node));
     if (pos == order.end()) return finishWaiter(waiter_id, absl::AbortedError("waiter node gone"));
-    auto again = [this, waiter_id](int) { evaluateWaiter(waiter_id); };
-    auto again_if_gone = [this, waiter_id](const ZkResult& e) {
-      if (e.rc == ZNONODE) evaluateWaiter(waiter_id);
+    auto again = [this, waiter_id, current](int) {
+      if (current() != nullptr) evaluateWaiter(waiter_id);
+    };
+    // Gone already: look again. Other failures: re-evaluated on reconnect.
+    auto again_if_gone = [this, waiter_id, current](const ZkResult& e) {
+      if (e.rc == ZNONODE && current() != nullptr) evaluateWaiter(waiter_id);
     };
     if (pos != order.begin()) {
       // Watch only the predecessor: no herd when the lock frees.
       zk_->exists(queue + "/" + *std::prev(pos), again, again_if_gone);
       return;
     }
-    const std::string name = it->second.name;
+    const std::string name = waiter->name;
     const std::string path = layout_.lock(name);
-    createWithParents(path, it->second.payload, ZOO_EPHEMERAL,
-                      [this, waiter_id, generation, name, path, again, again_if_gone](const ZkResult& c) {
-                        if (generation != generation_) return;
-                        auto it = waiters_.find(waiter_id);
-                        if (it == waiters_.end()) {
-                          if (c.rc == ZOK) zk_->remove(path, -1, [](const ZkResult&) {});  // cancelled meanwhile
+    createWithParents(path, waiter->payload, ZOO_EPHEMERAL,
+                      [this, waiter_id, name, path, again, again_if_gone, current](const ZkResult& c) {
+                        Waiter* waiter = current();
+                        if (waiter == nullptr) {
+                          if (c.rc == ZOK) removeOwn(path);  // cancelled meanwhile
+                          noteIfUncertain(c.rc, path);
                           return;
                         }
                         if (c.rc == ZNODEEXISTS) {
@@ -375,7 +425,10 @@ void ZookeeperBackend::evaluateWaiter(int64_t waiter_id) {
                           zk_->exists(path, again, again_if_gone);
                           return;
                         }
-                        if (c.rc != ZOK) return finishWaiter(waiter_id, zkStatus(c.rc, "lock " + name));
+                        if (c.rc != ZOK) {
+                          noteIfUncertain(c.rc, path);
+                          return finishWaiter(waiter_id, zkStatus(c.rc, "lock " + name));
+                        }
                         holdLock(name, path, c.stat.czxid);
                         finishWaiter(waiter_id, c.stat.czxid);
                       });
@@ -387,15 +440,21 @@ void ZookeeperBackend::finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> r
   if (it == waiters_.end()) return;
   Waiter waiter = std::move(it->second);
   waiters_.erase(it);
-  if (!waiter.node.empty()) zk_->remove(waiter.node, -1, [](const ZkResult&) {});
+  if (!waiter.node.empty()) removeOwn(waiter.node);
   waiter.done(std::move(result));
 }
 
 void ZookeeperBackend::cancelLock(const std::string& name, int64_t waiter_id, Done done) {
   whenConnected(done, [this, waiter_id, done] {
-    if (waiters_.count(waiter_id) == 0) return done(absl::NotFoundError("no such waiter"));
-    finishWaiter(waiter_id, absl::CancelledError("wait cancelled"));
-    done(absl::OkStatus());
+    auto it = waiters_.find(waiter_id);
+    if (it == waiters_.end()) return done(absl::NotFoundError("no such waiter"));
+    Waiter waiter = std::move(it->second);
+    waiters_.erase(it);
+    waiter.done(absl::CancelledError("wait cancelled"));
+    if (waiter.node.empty()) return done(absl::OkStatus());  // its create's completion removes it
+    zk_->remove(waiter.node, -1, [node = waiter.node, done](const ZkResult& r) {
+      done(r.rc == ZOK || r.rc == ZNONODE ? absl::OkStatus() : zkStatus(r.rc, "waiter " + node));
+    });
   });
 }
 
@@ -453,35 +512,51 @@ void ZookeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> 
     return;
   }
   const std::string dir = parentOf(it->second.path);
-  int64_t generation = generation_;
-  zk_->children(dir, nullptr, [this, term, first, generation, dir](const ZkResult& r) {
+  const int64_t round = it->second.eval_round = next_round_++;
+  const int64_t generation = generation_;
+  auto current = [this, term, round, generation]() -> Held* {
     auto it = candidates_.find(term);
-    if (generation != generation_ || it == candidates_.end()) {
-      if (first) first(generation != generation_ ? expired() : absl::FailedPreconditionError("candidacy withdrawn"));
-      return;
-    }
-    if (r.rc != ZOK) {
-      if (first) first(zkStatus(r.rc, "election " + it->second.election));
-      return;
+    if (generation != generation_ || it == candidates_.end() || it->second.eval_round != round) return nullptr;
+    return &it->second;
+  };
+  zk_->children(dir, nullptr, [this, term, first, dir, current, generation](const ZkResult& r) {
+    Held* held = current();
+    if (held == nullptr) {
+      if (!first) return;  // a newer evaluation took over
+      if (generation != generation_) return first(expired());
+      if (candidates_.count(term) == 0) return first(absl::FailedPreconditionError("candidacy withdrawn"));
+      return evaluateCandidate(term, first);  // superseded: the caller still needs an answer
     }
     auto order = sequenced(r.children, kCandidatePrefix);
-    auto pos = std::find(order.begin(), order.end(), baseOf(it->second.path));
-    if (pos == order.end()) {
-      if (first) first(absl::AbortedError("candidate node gone"));
-      return;  // watchOwnCandidate reports the removal
+    auto pos = std::find(order.begin(), order.end(), baseOf(held->path));
+    if (r.rc != ZOK || pos == order.end()) {
+      if (!first) return;  // re-evaluated on reconnect; watchOwnCandidate reports a removal
+      // A registration whose standing is unknown is not handed out: its node
+      // goes (now, or once reconciled) and the caller may retry.
+      std::string path = held->path;
+      candidates_.erase(term);
+      if (r.rc == ZOK) {
+        removeOwn(path);
+      } else {
+        uncertain_.insert(path);
+      }
+      return first(r.rc == ZOK ? absl::AbortedError("candidate node gone") : zkStatus(r.rc, "election"));
     }
-    bool was_primary = it->second.primary;
-    it->second.primary = pos == order.begin();
+    bool was_primary = held->primary;
+    held->primary = pos == order.begin();
     if (first) {
-      first(Backend::CampaignResult{term, it->second.primary});
-    } else if (it->second.primary && !was_primary) {
-      listener_->onCandidacyChanged(it->second.election, term, true, false, "");
+      first(Backend::CampaignResult{term, held->primary});
+    } else if (held->primary && !was_primary) {
+      listener_->onCandidacyChanged(held->election, term, true, false, "");
     }
-    if (!it->second.primary) {
+    if (!held->primary) {
       zk_->exists(
-          dir + "/" + *std::prev(pos), [this, term](int) { evaluateCandidate(term, nullptr); },
-          [this, term](const ZkResult& e) {
-            if (e.rc == ZNONODE) evaluateCandidate(term, nullptr);
+          dir + "/" + *std::prev(pos),
+          [this, term, current](int) {
+            if (current() != nullptr) evaluateCandidate(term, nullptr);
+          },
+          [this, term, current](const ZkResult& e) {
+            if (e.rc == ZNONODE && current() != nullptr) evaluateCandidate(term, nullptr);
           });
     }
   });
@@ -490,22 +565,34 @@ void ZookeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> 
 void ZookeeperBackend::watchOwnCandidate(int64_t term) {
   auto it = candidates_.find(term);
   if (it == candidates_.end()) return;
-  int64_t generation = generation_;
+  const int64_t round = it->second.round = next_round_++;
+  const int64_t generation = generation_;
+  auto current = [this, term, round, generation]() -> Held* {
+    auto it = candidates_.find(term);
+    if (generation != generation_ || it == candidates_.end() || it->second.round != round) return nullptr;
+    return &it->second;
+  };
+  auto removed = [this, term]() {
+    auto it = candidates_.find(term);
+    std::string election = it->second.election;
+    candidates_.erase(it);
+    if (term == cleaner_term_) {
+      cleaner_term_ = 0;
+      return campaignCleaner();  // stepped down: stand again, behind the others
+    }
+    listener_->onCandidacyChanged(election, term, false, true, "candidate node deleted in ZooKeeper (step-down)");
+  };
   zk_->exists(
       it->second.path,
-      [this, term, generation](int type) {
-        auto it = candidates_.find(term);
-        if (generation != generation_ || it == candidates_.end()) return;
-        if (type != ZOO_DELETED_EVENT) return watchOwnCandidate(term);
-        std::string election = it->second.election;
-        candidates_.erase(it);
-        if (term == cleaner_term_) {
-          cleaner_term_ = 0;
-          return campaignCleaner();  // stepped down: stand again, behind the others
-        }
-        listener_->onCandidacyChanged(election, term, false, true, "candidate node deleted in ZooKeeper (step-down)");
+      [this, term, current, removed](int type) {
+        if (current() == nullptr) return;
+        if (type == ZOO_DELETED_EVENT) return removed();
+        watchOwnCandidate(term);
       },
-      [](const ZkResult&) {});
+      [current, removed](const ZkResult& r) {
+        // Gone before the watch was set; other failures: re-armed on reconnect.
+        if (r.rc == ZNONODE && current() != nullptr) removed();
+      });
 }
 
 void ZookeeperBackend::resign(const std::string& election, int64_t term, Done done) {
@@ -516,10 +603,15 @@ void ZookeeperBackend::resign(const std::string& election, int64_t term, Done do
     }
     std::string path = it->second.path;
     candidates_.erase(it);
+    // Forgotten here first; a delete whose answer is lost is reconciled.
     owned(path, term, [this, path, election, done](int rc, bool mine, const Stat& stat) {
-      if (rc != ZOK && rc != ZNONODE) return done(zkStatus(rc, "election " + election));
+      if (rc != ZOK && rc != ZNONODE) {
+        uncertain_.insert(path);
+        return done(zkStatus(rc, "election " + election));
+      }
       if (!mine) return done(absl::NotFoundError("candidate node gone"));
-      zk_->remove(path, stat.version, [election, done](const ZkResult& r) {
+      zk_->remove(path, stat.version, [this, path, election, done](const ZkResult& r) {
+        noteIfUncertain(r.rc, path);
         done(r.rc == ZOK ? absl::OkStatus() : zkStatus(r.rc, "election " + election));
       });
     });
@@ -567,7 +659,7 @@ void ZookeeperBackend::leader(const std::string& election, Callback<std::optiona
 
 void ZookeeperBackend::watchElection(const std::string& election) {
   executor_.post([this, election] {
-    watched_.emplace(election, -1);
+    watched_.emplace(election, Watched{});
     if (usable().ok()) armElectionWatch(election);
   });
 }
@@ -577,13 +669,26 @@ void ZookeeperBackend::unwatchElection(const std::string& election) {
 }
 
 void ZookeeperBackend::armElectionWatch(const std::string& election) {
+  auto it = watched_.find(election);
+  if (it == watched_.end() || !zk_) return;
   const std::string dir = layout_.election(election);
-  int64_t generation = generation_;
-  auto rearm = [this, election, generation](int) {
-    if (generation == generation_ && watched_.count(election) != 0) armElectionWatch(election);
+  const int64_t round = it->second.round = next_round_++;
+  const int64_t generation = generation_;
+  auto current = [this, election, round, generation] {
+    auto it = watched_.find(election);
+    return generation == generation_ && it != watched_.end() && it->second.round == round;
   };
-  zk_->children(dir, rearm, [this, dir, election, rearm](const ZkResult& r) {
-    if (r.rc == ZNONODE) zk_->exists(dir, rearm, [](const ZkResult&) {});  // learn when it appears
+  auto rearm = [this, election, current](int) {
+    if (current()) armElectionWatch(election);
+  };
+  zk_->children(dir, rearm, [this, dir, election, rearm, current](const ZkResult& r) {
+    if (!current()) return;
+    if (r.rc == ZNONODE) {
+      // Learn when it appears; if it just did, watch its children.
+      zk_->exists(dir, rearm, [rearm](const ZkResult& e) {
+        if (e.rc == ZOK) rearm(0);
+      });
+    }
     publishLeader(election);
   });
 }
@@ -593,8 +698,8 @@ void ZookeeperBackend::publishLeader(const std::string& election) {
     auto it = watched_.find(election);
     if (!leader.ok() || it == watched_.end()) return;
     int64_t term = leader->has_value() ? (*leader)->term : 0;
-    if (it->second == term) return;
-    it->second = term;
+    if (it->second.leader_term == term) return;
+    it->second.leader_term = term;
     listener_->onLeaderChanged(election, *leader);
   });
 }
@@ -727,15 +832,32 @@ void ZookeeperBackend::stepDown(const std::string& election, Callback<Candidate>
 void ZookeeperBackend::registerMember(const Member& self) {
   executor_.post([this, self] {
     self_ = self;
-    if (usable().ok()) createMember();
+    if (!usable().ok()) return;
+    createMember();
+    if (cleaner_term_ == 0) campaignCleaner();
   });
 }
 
 void ZookeeperBackend::createMember() {
   if (!self_) return;
-  if (cleaner_term_ == 0) campaignCleaner();
-  createWithParents(layout_.member(self_->node_id), encodeMember(*self_), ZOO_EPHEMERAL, [](const ZkResult& r) {
-    if (r.rc != ZOK && r.rc != ZNODEEXISTS) spdlog::warn("zookeeper: cannot register this daemon: {}", zerror(r.rc));
+  const std::string path = layout_.member(self_->node_id);
+  int64_t generation = generation_;
+  createWithParents(path, encodeMember(*self_), ZOO_EPHEMERAL, [this, path, generation](const ZkResult& r) {
+    if (generation != generation_ || r.rc == ZOK) return;
+    if (r.rc != ZNODEEXISTS) {
+      spdlog::warn("zookeeper: cannot register this daemon: {}", zerror(r.rc));
+      return;
+    }
+    // The node of our previous session, not yet expired by the server:
+    // register again once it goes.
+    zk_->exists(
+        path,
+        [this, generation](int type) {
+          if (generation == generation_ && type == ZOO_DELETED_EVENT) createMember();
+        },
+        [this, generation](const ZkResult& e) {
+          if (generation == generation_ && e.rc == ZNONODE) createMember();
+        });
   });
 }
 
@@ -754,15 +876,34 @@ void ZookeeperBackend::listMembers(Callback<std::vector<Member>> done) {
   });
 }
 
+void ZookeeperBackend::rearmAll() {
+  std::vector<std::pair<std::string, HeldLock>> locks(locks_.begin(), locks_.end());
+  for (const auto& [name, held] : locks) holdLock(name, held.path, held.token);
+  std::vector<int64_t> terms;
+  for (const auto& [term, held] : candidates_) terms.push_back(term);
+  for (int64_t term : terms) {
+    watchOwnCandidate(term);
+    evaluateCandidate(term, nullptr);
+  }
+  std::vector<int64_t> waiters;
+  for (const auto& [id, waiter] : waiters_) waiters.push_back(id);
+  for (int64_t id : waiters) evaluateWaiter(id);
+  std::vector<std::string> elections;
+  for (const auto& [election, watched] : watched_) elections.push_back(election);
+  for (const auto& election : elections) armElectionWatch(election);
+}
+
 // --- Cleaner ----------------------------------------------------------------
 
 void ZookeeperBackend::campaignCleaner() {
-  if (!self_ || !usable().ok()) return;
+  if (!self_ || !usable().ok() || cleaner_term_ != 0) return;
+  cleaner_term_ = -1;  // registering
   OwnerRecord owner{self_->node_id, "", kCleanerElection, {}};
   int64_t generation = generation_;
   registerCandidate(kCleanerElection, owner, "", 0, [this, generation](absl::StatusOr<CampaignResult> r) {
     if (generation != generation_) return;
     if (!r.ok()) {
+      cleaner_term_ = 0;  // the next session, or step-down, tries again
       spdlog::warn("zookeeper: cannot stand in the {} election: {}", kCleanerElection, r.status().ToString());
       return;
     }
@@ -792,10 +933,12 @@ void ZookeeperBackend::clean() {
     int64_t removed = 0;
   };
   auto cycle = std::make_shared<Cycle>(options_.cleaner_limit);
+  const int64_t generation = generation_;
   // Removes `dir` if it has no children; `then` runs on its children else.
-  auto clean_dir = [this, cycle](const std::string& dir, std::function<void(const std::string&)> then) {
-    zk_->children(dir, nullptr, [this, cycle, dir, then](const ZkResult& r) {
-      if (r.rc != ZOK) return;
+  auto clean_dir = [this, cycle, generation](const std::string& dir, std::function<void(const std::string&)> then) {
+    if (generation != generation_ || cycle->budget <= 0) return;
+    zk_->children(dir, nullptr, [this, cycle, dir, then, generation](const ZkResult& r) {
+      if (r.rc != ZOK || generation != generation_) return;
       if (r.children.empty()) {
         if (cycle->budget <= 0) return;
         --cycle->budget;
@@ -830,9 +973,9 @@ void ZookeeperBackend::clean() {
 // --- Orphans ----------------------------------------------------------------
 
 void ZookeeperBackend::reconcileUncertain() {
-  // Each entry is a lock path, or a queue/election directory whose sequential
-  // child may be ours. Whatever this session owns there that nobody claims
-  // goes.
+  // Each entry is a node (a lock, a waiter, a candidate), or a queue or
+  // election directory whose sequential child may be ours. Whatever this
+  // session owns there that nobody claims goes.
   auto claimed = [this](const std::string& path) {
     for (const auto& [name, held] : locks_) {
       if (held.path == path) return true;
@@ -845,24 +988,33 @@ void ZookeeperBackend::reconcileUncertain() {
     }
     return false;
   };
-  auto check = [this, claimed](const std::string& path) {
-    zk_->exists(path, nullptr, [this, path, claimed](const ZkResult& r) {
-      if (r.rc == ZOK && zk_ && r.stat.ephemeralOwner == zk_->sessionId() && !claimed(path)) {
+  const int64_t generation = generation_;
+  auto check = [this, claimed, generation](const std::string& path) {
+    zk_->exists(path, nullptr, [this, path, claimed, generation](const ZkResult& r) {
+      if (generation != generation_) return;
+      noteIfUncertain(r.rc, path);  // lost again: next reconnect
+      if (r.rc == ZOK && r.stat.ephemeralOwner == zk_->sessionId() && !claimed(path)) {
         spdlog::info("zookeeper: deleting orphan node {} of this session", path);
         zk_->remove(path, r.stat.version, [](const ZkResult&) {});
       }
     });
   };
-  for (const auto& path : uncertain_) {
-    if (path.rfind(layout_.locks(), 0) == 0) {
+  std::set<std::string> entries;
+  entries.swap(uncertain_);
+  for (const auto& path : entries) {
+    const std::string base = baseOf(path);
+    bool is_node = path.rfind(layout_.locks(), 0) == 0 || base.rfind(kWaiterPrefix, 0) == 0 ||
+                   base.rfind(kCandidatePrefix, 0) == 0;
+    if (is_node) {
       check(path);
       continue;
     }
-    zk_->children(path, nullptr, [path, check](const ZkResult& r) {
+    zk_->children(path, nullptr, [this, path, check, generation](const ZkResult& r) {
+      if (generation != generation_) return;
+      noteIfUncertain(r.rc, path);
       for (const auto& child : r.children) check(path + "/" + child);
     });
   }
-  uncertain_.clear();
 }
 
 }  // namespace coordd::backend::zookeeper

@@ -88,20 +88,31 @@ class ZookeeperBackend : public Backend {
 
  private:
   enum class Link { kConnecting, kConnected, kSuspended };
+  // Each watched thing keeps the id of its latest watch ("round"): a watch
+  // or completion of an older round is ignored, so re-arming (after a
+  // reconnect, say) never multiplies the chains.
   struct HeldLock {
     std::string path;
     int64_t token = 0;
+    int64_t round = 0;
   };
   struct Waiter {
     std::string name;
     std::string payload;
     std::string node;  // our sequential node, once created
     Callback<int64_t> done;
+    int64_t round = 0;
   };
   struct Held {
     std::string election;
     std::string path;
     bool primary = false;
+    int64_t round = 0;       // own-node watch
+    int64_t eval_round = 0;  // predecessor watch
+  };
+  struct Watched {
+    int64_t leader_term = -1;  // last published; -1: none yet
+    int64_t round = 0;
   };
   using Results = std::vector<ZkResult>;
 
@@ -117,7 +128,8 @@ class ZookeeperBackend : public Backend {
   void updateInfo();
 
   // Creates `path`, creating missing persistent parents first.
-  void createWithParents(const std::string& path, const std::string& data, int flags, ZkClient::Done done);
+  void createWithParents(const std::string& path, const std::string& data, int flags, ZkClient::Done done,
+                         int attempt = 0);
   void ensurePath(const std::string& path, std::function<void(int rc)> done);
   // Whether this session owns `path` with czxid `token`; the stat comes along.
   void owned(const std::string& path, int64_t token, std::function<void(int rc, bool owned, const Stat&)> done);
@@ -139,6 +151,11 @@ class ZookeeperBackend : public Backend {
   void currentLeader(const std::string& election, Callback<std::optional<Candidate>> done);
   void createMember();
   void reconcileUncertain();
+  // Deletes a node of ours; if the answer is lost, it is reconciled later.
+  void removeOwn(const std::string& path);
+  void noteIfUncertain(int rc, const std::string& path);
+  // Re-arms every watch after a reconnect.
+  void rearmAll();
   void campaignCleaner();
   void scheduleCleaner();
   void clean();
@@ -157,10 +174,12 @@ class ZookeeperBackend : public Backend {
   std::map<std::string, HeldLock> locks_;
   std::map<int64_t, Waiter> waiters_;
   std::map<int64_t, Held> candidates_;          // by term
-  std::map<std::string, int64_t> watched_;      // election -> last leader term published
+  std::map<std::string, Watched> watched_;
   std::set<std::string> uncertain_;              // creates whose reply was lost
   std::optional<Member> self_;
   int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
+  int64_t next_round_ = 1;
+  bool opening_ = false;      // making the chroot of a new session
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex info_mu_;
