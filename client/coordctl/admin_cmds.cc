@@ -293,13 +293,17 @@ Command locksCommand() {
 }
 
 Command membersCommand() {
-  return Command{"members", "admin: list the daemons of the cluster", "members", absl::StrCat(kMembersHelp, "\n", kAdminNote), {}, 0, 0, false,
+  return Command{"members", "admin: list the daemons of the cluster",
+                 "members", absl::StrCat(kMembersHelp, "\n", kAdminNote),
+                 {},        0,
+                 0,         false,
                  runMembers};
 }
 
 Command statusCommand() {
-  return Command{"status", "this daemon's health: link, session, counts; exit 0 if ready", "status", kStatusHelp, {}, 0, 0, false,
-                 runStatus};
+  return Command{
+      "status", "this daemon's health: link, session, counts; exit 0 if ready", "status", kStatusHelp, {}, 0, 0, false,
+      runStatus};
 }
 
 }  // namespace coordd::ctl

@@ -102,8 +102,8 @@ int usageError(const Invocation& invocation, absl::string_view message) {
 }
 
 int fail(absl::string_view what, const absl::Status& status) {
-  std::cerr << kProgram << ": " << what << ": " << status.message() << " ("
-            << absl::StatusCodeToString(status.code()) << ")\n";
+  std::cerr << kProgram << ": " << what << ": " << status.message() << " (" << absl::StatusCodeToString(status.code())
+            << ")\n";
   return kExitError;
 }
 

@@ -33,7 +33,7 @@ struct Command {
   absl::string_view name;
   absl::string_view summary;  // one line for `coordctl --help`
   absl::string_view usage;    // synopsis after "coordctl "
-  std::string help;          // the rest of `coordctl NAME --help`
+  std::string help;           // the rest of `coordctl NAME --help`
   std::vector<OptionSpec> options;
   size_t min_args = 0;  // positional arguments
   size_t max_args = 0;

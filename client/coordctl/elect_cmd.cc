@@ -76,7 +76,8 @@ class Elector {
           return finish(*code);
         }
       } else if (event.kind == EventWaiter::Event::Kind::kSignal) {
-        report({{"event", "signal"}, {"signal", signalName(event.signal)}}, absl::StrCat("got ", signalName(event.signal)));
+        report({{"event", "signal"}, {"signal", signalName(event.signal)}},
+               absl::StrCat("got ", signalName(event.signal)));
         return finish(child_ ? stopChild("coordctl is stopping", event.signal).exit_code : kExitOk);
       }
     }
@@ -116,8 +117,8 @@ class Elector {
       }
     }
     if (primary && !child_) {
-      absl::StatusOr<Child> child = Child::start(
-          invocation_.argv, {{"COORDD_ELECTION", name_}, {"COORDD_TERM", absl::StrCat(state.term)}});
+      absl::StatusOr<Child> child =
+          Child::start(invocation_.argv, {{"COORDD_ELECTION", name_}, {"COORDD_TERM", absl::StrCat(state.term)}});
       if (!child.ok()) {
         fail("run CMD", child.status());
         return finish(Child::exitCodeFor(child.status()));
@@ -185,7 +186,8 @@ class Elector {
   void announce(const ElectionState& state) {
     if (announced_ && announced_->status == state.status && announced_->term == state.term) return;
     announced_ = state;
-    std::string text = absl::StrCat(toString(state.status), state.term != 0 ? absl::StrCat(" (term ", state.term, ")") : "");
+    std::string text =
+        absl::StrCat(toString(state.status), state.term != 0 ? absl::StrCat(" (term ", state.term, ")") : "");
     if (!state.reason.empty()) absl::StrAppend(&text, ": ", state.reason);
     report({{"event", "status"}, {"status", toString(state.status)}, {"term", state.term}, {"reason", state.reason}},
            text);

@@ -113,8 +113,7 @@ int runLock(const Invocation& invocation) {
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
   absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
   if (!client.ok()) return fail("connect", client.status());
-  absl::StatusOr<std::unique_ptr<Session>> session =
-      openSupervisorSession(**client, "lock", invocation.argv, **waiter);
+  absl::StatusOr<std::unique_ptr<Session>> session = openSupervisorSession(**client, "lock", invocation.argv, **waiter);
   if (!session.ok()) return fail("open session", session.status());
 
   LockOptions options;
@@ -138,8 +137,8 @@ int runLock(const Invocation& invocation) {
     return kExitLockLost;
   }
 
-  absl::StatusOr<Child> child = Child::start(
-      invocation.argv, {{"COORDD_LOCK", name}, {"COORDD_FENCING_TOKEN", absl::StrCat(guard.token())}});
+  absl::StatusOr<Child> child =
+      Child::start(invocation.argv, {{"COORDD_LOCK", name}, {"COORDD_FENCING_TOKEN", absl::StrCat(guard.token())}});
   if (!child.ok()) {
     fail("run CMD", child.status());
     return Child::exitCodeFor(child.status());

@@ -38,8 +38,8 @@ nlohmann::json ownerJson(const Owner& owner) {
 }
 
 std::string ownerText(const Owner& owner) {
-  return absl::StrCat(owner.owner.empty() ? "?" : owner.owner, " (session ", owner.session_id, ", node ",
-                      owner.node_id, ")");
+  return absl::StrCat(owner.owner.empty() ? "?" : owner.owner, " (session ", owner.session_id, ", node ", owner.node_id,
+                      ")");
 }
 
 std::string attributesText(const std::map<std::string, std::string>& attributes) {
@@ -70,8 +70,8 @@ nlohmann::json leaderJson(absl::string_view election, const std::optional<Leader
 
 std::string leaderText(absl::string_view election, const std::optional<LeaderInfo>& leader) {
   if (!leader) return absl::StrCat(election, ": no primary");
-  return absl::StrCat(election, ": primary ", ownerText(leader->owner),
-                      ", term ", leader->term, ", value \"", valueText(leader->value), "\"");
+  return absl::StrCat(election, ": primary ", ownerText(leader->owner), ", term ", leader->term, ", value \"",
+                      valueText(leader->value), "\"");
 }
 
 Table::Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }

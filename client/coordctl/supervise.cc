@@ -33,9 +33,7 @@ sigset_t supervisedSignals() {
   return set;
 }
 
-absl::Status errnoStatus(int error, absl::string_view what) {
-  return absl::ErrnoToStatus(error, what);
-}
+absl::Status errnoStatus(int error, absl::string_view what) { return absl::ErrnoToStatus(error, what); }
 
 // The file execve() should run for `name`, searched in $PATH like execvp(3)
 // but before fork(): the child may only make async-signal-safe calls.
@@ -63,8 +61,7 @@ std::vector<std::string> childEnvironment(const std::vector<std::pair<std::strin
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const absl::string_view variable = *entry;
     const absl::string_view key = variable.substr(0, variable.find('='));
-    const bool replaced =
-        std::any_of(extra.begin(), extra.end(), [&](const auto& pair) { return pair.first == key; });
+    const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const auto& pair) { return pair.first == key; });
     if (!replaced) env.emplace_back(variable);
   }
   for (const auto& [key, value] : extra) env.push_back(absl::StrCat(key, "=", value));

@@ -99,8 +99,9 @@ Command leaderCommand() {
 }
 
 Command observeCommand() {
-  return Command{"observe", "stream the primary of an election as it changes", "observe NAME", kObserveHelp, {}, 1, 1,
-                 false, runObserve};
+  return Command{
+      "observe", "stream the primary of an election as it changes", "observe NAME", kObserveHelp, {}, 1, 1, false,
+      runObserve};
 }
 
 }  // namespace coordd::ctl

@@ -57,8 +57,7 @@ absl::StatusOr<v1::LockInfoResponse> Admin::lockInfo(absl::string_view name) {
 absl::StatusOr<v1::ForceReleaseResponse> Admin::forceRelease(absl::string_view name) {
   v1::ForceReleaseRequest request;
   request.set_name(std::string(name));
-  return call<v1::ForceReleaseRequest, v1::ForceReleaseResponse>(*endpoint_, &v1::Admin::Stub::ForceRelease,
-                                                                 request);
+  return call<v1::ForceReleaseRequest, v1::ForceReleaseResponse>(*endpoint_, &v1::Admin::Stub::ForceRelease, request);
 }
 
 absl::StatusOr<v1::ListMembersResponse> Admin::listMembers() {

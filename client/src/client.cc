@@ -135,8 +135,8 @@ absl::StatusOr<std::unique_ptr<Observer>> Client::observe(std::string election, 
                                                           std::function<void(const absl::Status&)> on_end) {
   if (election.empty()) return absl::InvalidArgumentError("election: must not be empty");
   if (!on_change) return absl::InvalidArgumentError("observe needs an on_change callback");
-  auto stream = std::make_unique<detail::ObserverStream>(endpoint_, std::move(election), std::move(on_change),
-                                                         std::move(on_end));
+  auto stream =
+      std::make_unique<detail::ObserverStream>(endpoint_, std::move(election), std::move(on_change), std::move(on_end));
   return std::unique_ptr<Observer>(new Observer(std::move(stream)));
 }
 

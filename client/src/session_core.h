@@ -53,10 +53,7 @@ struct LockEntry {
 
 struct ElectionEntry {
   ElectionEntry(std::string name_in, std::string value_in, bool rejoin_in, ElectionCallback on_change_in)
-      : name(std::move(name_in)),
-        value(std::move(value_in)),
-        rejoin(rejoin_in),
-        on_change(std::move(on_change_in)) {}
+      : name(std::move(name_in)), value(std::move(value_in)), rejoin(rejoin_in), on_change(std::move(on_change_in)) {}
 
   const std::string name;
   const std::string value;

@@ -38,7 +38,7 @@ struct LockHolder {
 
 struct TryLockResult {
   bool acquired = false;
-  int64_t token = 0;                // when acquired
+  int64_t token = 0;                 // when acquired
   std::optional<LockHolder> holder;  // when not acquired
 };
 
@@ -68,10 +68,10 @@ struct Member {
 
 // What `coordctl status` shows about the coordinator.
 struct BackendInfo {
-  std::string kind;                 // "memory", "zookeeper"
-  std::string session;              // coordinator session id
-  absl::Duration session_timeout;   // absl::InfiniteDuration() when none
-  std::string server;               // server connected to
+  std::string kind;                // "memory", "zookeeper"
+  std::string session;             // coordinator session id
+  absl::Duration session_timeout;  // absl::InfiniteDuration() when none
+  std::string server;              // server connected to
 };
 
 template <typename T>
@@ -97,8 +97,8 @@ class Listener {
 
   // A candidacy of this daemon changed: it became primary (primary=true), or
   // was removed by someone else (removed=true, e.g. an admin step-down).
-  virtual void onCandidacyChanged(const std::string& election, int64_t term, bool primary,
-                                  bool removed, const std::string& reason) = 0;
+  virtual void onCandidacyChanged(const std::string& election, int64_t term, bool primary, bool removed,
+                                  const std::string& reason) = 0;
 
   // The primary of an election watched with watchElection changed; nullopt
   // when the election has no candidate left.
@@ -134,12 +134,10 @@ class Backend {
   // --- Locks ---------------------------------------------------------------
 
   // Non-blocking: takes `name` if free.
-  virtual void tryLock(const std::string& name, const OwnerRecord& owner,
-                       Callback<TryLockResult> done) = 0;
+  virtual void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) = 0;
   // Blocking: queues a FIFO waiter identified by `waiter_id` (unique within
   // this backend); `done` runs with the token once it holds the lock.
-  virtual void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
-                    Callback<int64_t> done) = 0;
+  virtual void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) = 0;
   // Removes a waiter. Its `done` then runs with Cancelled unless it already
   // ran; returns through `done` NotFound when the waiter was already served.
   virtual void cancelLock(const std::string& name, int64_t waiter_id, Done done) = 0;
@@ -157,14 +155,13 @@ class Backend {
     int64_t term = 0;
     bool primary = false;
   };
-  virtual void campaign(const std::string& election, const OwnerRecord& owner,
-                        const std::string& value, Callback<CampaignResult> done) = 0;
+  virtual void campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
+                        Callback<CampaignResult> done) = 0;
   // Withdraws the candidate with `term` if this daemon's session owns it.
   virtual void resign(const std::string& election, int64_t term, Done done) = 0;
   // Re-reads a candidate after a reconnect: nullopt if it is gone, else
   // whether it is primary.
-  virtual void verifyCandidacy(const std::string& election, int64_t term,
-                               Callback<std::optional<bool>> done) = 0;
+  virtual void verifyCandidacy(const std::string& election, int64_t term, Callback<std::optional<bool>> done) = 0;
   // Current primary, nullopt when none.
   virtual void leader(const std::string& election, Callback<std::optional<Candidate>> done) = 0;
   // Starts/stops onLeaderChanged notifications for an election.

@@ -94,8 +94,7 @@ const std::vector<Option>& options() {
       {"limits.max_holds_per_session", "--max-holds-per-session", Shape::kScalar,
        "Locks, waits and candidacies per session. Default 1024.",
        [](Config& c, const std::string& v) { return parsePositive(v, c.limits.max_holds_per_session); }},
-      {"limits.max_observers", "--max-observers", Shape::kScalar,
-       "Elections.Observe streams per daemon. Default 1024.",
+      {"limits.max_observers", "--max-observers", Shape::kScalar, "Elections.Observe streams per daemon. Default 1024.",
        [](Config& c, const std::string& v) { return parsePositive(v, c.limits.max_observers); }},
       {"admin.allowed_peers", "--admin-allow", Shape::kList,
        "TCP peer IP address allowed to call Admin, repeatable. Unix socket peers always may.",
@@ -139,7 +138,8 @@ const std::vector<Option>& options() {
       {"zookeeper.auth", "--zookeeper-auth", Shape::kScalar,
        "Digest credentials USER:PASSWORD for ZooKeeper (prefer the file: flags show in ps).",
        [](Config& c, const std::string& v) {
-         if (!v.empty() && (v.find(':') == std::string::npos || v.front() == ':')) return bad("(hidden)", "USER:PASSWORD");
+         if (!v.empty() && (v.find(':') == std::string::npos || v.front() == ':'))
+           return bad("(hidden)", "USER:PASSWORD");
          c.zookeeper_auth = v;
          return absl::OkStatus();
        }},
@@ -182,9 +182,11 @@ absl::Status fileError(const std::string& file, const std::string& key, const ab
 
 // Applies one YAML node to `config`, recursing into the sections.
 absl::Status applyNode(Config& config, const std::string& file, const std::string& prefix, const YAML::Node& node) {
-  if (!node.IsMap()) return fileError(file, prefix.empty() ? "(top)" : prefix, absl::InvalidArgumentError("expected a map"));
+  if (!node.IsMap())
+    return fileError(file, prefix.empty() ? "(top)" : prefix, absl::InvalidArgumentError("expected a map"));
   for (const auto& entry : node) {
-    const std::string key = prefix.empty() ? entry.first.as<std::string>() : prefix + "." + entry.first.as<std::string>();
+    const std::string key =
+        prefix.empty() ? entry.first.as<std::string>() : prefix + "." + entry.first.as<std::string>();
     const YAML::Node& value = entry.second;
     const Option* option = byKey(key);
     if (option == nullptr) {
@@ -344,8 +346,8 @@ std::string describe(const Config& config) {
       "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n  cleaner_interval: %s\n"
       "  cleaner_limit: %d\n  auth: %s\n  acl: %s\n",
       absl::StrJoin(config.listen, ", "), config.socket_mode, config.log_format, config.log_level,
-      absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
-      config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
+      absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions, config.limits.max_holds_per_session,
+      config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
       attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout),
       absl::FormatDuration(config.cleaner_interval), config.cleaner_limit,
       config.zookeeper_auth.empty() ? "\"\"" : "(set)", config.zookeeper_acl);

@@ -29,7 +29,7 @@ struct Config {
   absl::Duration session_timeout = absl::Seconds(10);
   absl::Duration cleaner_interval = absl::Seconds(60);
   int64_t cleaner_limit = 100;
-  std::string zookeeper_auth;  // digest "user:password"
+  std::string zookeeper_auth;          // digest "user:password"
   std::string zookeeper_acl = "open";  // open | creator
 };
 

@@ -161,8 +161,8 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = serving(); !status.ok()) return status;
   if (static_cast<int64_t>(sessions_.size()) >= options_.limits.max_sessions) {
-    return absl::ResourceExhaustedError(absl::StrCat("sessions: ", sessions_.size(),
-                                                     " open, the limit (limits.max_sessions); close some first"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("sessions: ", sessions_.size(), " open, the limit (limits.max_sessions); close some first"));
   }
   std::string id;
   do {
@@ -476,8 +476,7 @@ void Core::sweep(Deferred& deferred) {
     }
   }
   for (const auto& id : expired) {
-    endSession(id, absl::StrCat("ttl expired: no ping for ", sessions_.at(id).ttl.count(), " ms"), deferred,
-               nullptr);
+    endSession(id, absl::StrCat("ttl expired: no ping for ", sessions_.at(id).ttl.count(), " ms"), deferred, nullptr);
   }
 
   std::vector<int64_t> timed_out;
@@ -486,9 +485,10 @@ void Core::sweep(Deferred& deferred) {
   }
   for (int64_t waiter_id : timed_out) {
     const auto& pending = acquires_.at(waiter_id);
-    finishAcquire(waiter_id,
-                  absl::DeadlineExceededError(absl::StrCat("timeout_ms: lock '", pending.name, "' not acquired in time")),
-                  deferred);
+    finishAcquire(
+        waiter_id,
+        absl::DeadlineExceededError(absl::StrCat("timeout_ms: lock '", pending.name, "' not acquired in time")),
+        deferred);
   }
 
   if (link_ != backend::LinkState::kConnected) return;

@@ -80,8 +80,8 @@ class Core : private backend::Listener {
   absl::StatusOr<CheckResult> check(const std::string& session_id, const std::string& name);
 
   // --- Elections -----------------------------------------------------------
-  void campaign(const std::string& session_id, const std::string& election, const std::string& value,
-                bool rejoin, Reply<ElectionStatus> reply);
+  void campaign(const std::string& session_id, const std::string& election, const std::string& value, bool rejoin,
+                Reply<ElectionStatus> reply);
   absl::StatusOr<ElectionStatus> status(const std::string& session_id, const std::string& election);
   void resign(const std::string& session_id, const std::string& election, StatusReply reply);
   // Registers an observer; it first gets the current primary. Returns an id
@@ -163,8 +163,8 @@ class Core : private backend::Listener {
   absl::Status serving() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   backend::OwnerRecord ownerOf(const Session& session) const;
   void send(Session& session, Event event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void sendLock(Session& session, const std::string& name, LockState state, int64_t token,
-                const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sendLock(Session& session, const std::string& name, LockState state, int64_t token, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void sendElection(Session& session, const std::string& election, const Candidacy& candidacy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ElectionStatus statusOf(const Candidacy& candidacy) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -180,14 +180,12 @@ class Core : private backend::Listener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void removeWaiter(const std::string& name, int64_t waiter_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onDeleted(const Orphan& orphan, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
-  void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token) ABSL_LOCKS_EXCLUDED(mu_);
   // Registers `election` for `session_id` in the coordinator; the reply (if
   // any) gets the resulting status, and the session an event.
-  void registerCandidacy(const std::string& session_id, const std::string& election,
-                         Reply<ElectionStatus> reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void registerCandidacy(const std::string& session_id, const std::string& election, Reply<ElectionStatus> reply)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void terminateCandidacy(Session& session, const std::string& election, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void verifyAfterReconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -205,7 +203,7 @@ class Core : private backend::Listener {
   bool ready_ ABSL_GUARDED_BY(mu_) = false;  // connected at least once
   bool serving_reported_ ABSL_GUARDED_BY(mu_) = false;
   bool member_registered_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;   // coordinator sessions so far
+  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // coordinator sessions so far
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t inflight_deletes_ ABSL_GUARDED_BY(mu_) = 0;

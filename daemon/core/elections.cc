@@ -32,8 +32,8 @@ void Core::sendElection(Session& session, const std::string& election, const Can
   send(session, std::move(event));
 }
 
-void Core::campaign(const std::string& session_id, const std::string& election, const std::string& value,
-                    bool rejoin, Reply<ElectionStatus> reply) {
+void Core::campaign(const std::string& session_id, const std::string& election, const std::string& value, bool rejoin,
+                    Reply<ElectionStatus> reply) {
   absl::Status refused = validateName("election", election);
   if (refused.ok()) refused = validateValue("value", value);
   if (refused.ok()) {
@@ -46,8 +46,8 @@ void Core::campaign(const std::string& session_id, const std::string& election, 
       auto existing = candidacies.find(election);
       bool replaceable = existing != candidacies.end() && existing->second.terminated && !existing->second.rejoin;
       if (existing != candidacies.end() && !replaceable) {
-        refused = absl::AlreadyExistsError(
-            absl::StrCat("election: this session is already a candidate in '", election, "'"));
+        refused =
+            absl::AlreadyExistsError(absl::StrCat("election: this session is already a candidate in '", election, "'"));
       } else if (auto admit = replaceable ? absl::OkStatus() : admitHold(**session); !admit.ok()) {
         refused = admit;
       } else {
@@ -63,8 +63,7 @@ void Core::campaign(const std::string& session_id, const std::string& election, 
   reply(refused);
 }
 
-void Core::registerCandidacy(const std::string& session_id, const std::string& election,
-                             Reply<ElectionStatus> reply) {
+void Core::registerCandidacy(const std::string& session_id, const std::string& election, Reply<ElectionStatus> reply) {
   Session& session = sessions_.at(session_id);
   Candidacy& candidacy = session.candidacies.at(election);
   candidacy.id = next_id_++;
@@ -156,8 +155,8 @@ void Core::resign(const std::string& session_id, const std::string& election, St
       } else {
         Candidacy candidacy = it->second;
         (*session)->candidacies.erase(it);
-        spdlog::info("election RESIGNED: election={:?} owner={:?} session={} term={}", election,
-                     (*session)->owner, (*session)->public_id, candidacy.term);
+        spdlog::info("election RESIGNED: election={:?} owner={:?} session={} term={}", election, (*session)->owner,
+                     (*session)->public_id, candidacy.term);
         if (!candidacy.registering && !candidacy.terminated) {
           candidacy_index_.erase({election, candidacy.term});
           deleteCandidate(election, candidacy.term, [reply] { reply(absl::OkStatus()); });
@@ -191,41 +190,42 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
 void Core::verifyAfterReconnect() {
   for (auto& [id, session] : sessions_) {
     for (const auto& [name, held] : session.locks) {
-      backend_.verifyLock(name, held.token, [this, session_id = id, name = name, token = held.token](
-                                                absl::StatusOr<bool> holds) {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto s = sessions_.find(session_id);
-        if (s == sessions_.end() || !holds.ok()) return;  // gone, or still in doubt
-        auto l = s->second.locks.find(name);
-        if (l == s->second.locks.end() || l->second.token != token || !l->second.suspended) return;
-        if (*holds) {
-          l->second.suspended = false;
-          sendLock(s->second, name, LockState::kRestored, token, "");
-        } else {
-          s->second.locks.erase(l);
-          lock_index_.erase({name, token});
-          sendLock(s->second, name, LockState::kLost, token, "lock node gone after reconnect");
-        }
-      });
+      backend_.verifyLock(name, held.token,
+                          [this, session_id = id, name = name, token = held.token](absl::StatusOr<bool> holds) {
+                            std::lock_guard<std::mutex> lock(mu_);
+                            auto s = sessions_.find(session_id);
+                            if (s == sessions_.end() || !holds.ok()) return;  // gone, or still in doubt
+                            auto l = s->second.locks.find(name);
+                            if (l == s->second.locks.end() || l->second.token != token || !l->second.suspended) return;
+                            if (*holds) {
+                              l->second.suspended = false;
+                              sendLock(s->second, name, LockState::kRestored, token, "");
+                            } else {
+                              s->second.locks.erase(l);
+                              lock_index_.erase({name, token});
+                              sendLock(s->second, name, LockState::kLost, token, "lock node gone after reconnect");
+                            }
+                          });
     }
     for (const auto& [election, candidacy] : session.candidacies) {
       if (candidacy.registering || candidacy.terminated) continue;
-      backend_.verifyCandidacy(election, candidacy.term, [this, session_id = id, election = election,
-                                                          cid = candidacy.id](absl::StatusOr<std::optional<bool>> r) {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto s = sessions_.find(session_id);
-        if (s == sessions_.end() || !r.ok()) return;
-        auto c = s->second.candidacies.find(election);
-        if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
-        if (!r->has_value()) {
-          terminateCandidacy(s->second, election, "candidacy gone after reconnect");
-          cv_.notify_all();
-          return;
-        }
-        c->second.suspended = false;
-        c->second.primary = **r;
-        sendElection(s->second, election, c->second);
-      });
+      backend_.verifyCandidacy(
+          election, candidacy.term,
+          [this, session_id = id, election = election, cid = candidacy.id](absl::StatusOr<std::optional<bool>> r) {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto s = sessions_.find(session_id);
+            if (s == sessions_.end() || !r.ok()) return;
+            auto c = s->second.candidacies.find(election);
+            if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
+            if (!r->has_value()) {
+              terminateCandidacy(s->second, election, "candidacy gone after reconnect");
+              cv_.notify_all();
+              return;
+            }
+            c->second.suspended = false;
+            c->second.primary = **r;
+            sendElection(s->second, election, c->second);
+          });
     }
   }
   for (const auto& [election, count] : watched_) publishLeader(election);

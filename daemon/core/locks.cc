@@ -28,43 +28,42 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
     } else {
       int64_t epoch = epoch_;
       (*session)->tries.insert(name);
-      backend_.tryLock(name, ownerOf(**session),
-                       [this, session_id, name, epoch, reply](absl::StatusOr<backend::TryLockResult> result) {
-                         Deferred deferred;
-                         {
-                           std::lock_guard<std::mutex> lock(mu_);
-                           auto it = sessions_.find(session_id);
-                           if (it != sessions_.end()) it->second.tries.erase(name);
-                           if (!result.ok()) {
-                             deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
-                           } else if (!result->acquired) {
-                             deferred.push_back([reply, holder = result->holder] {
-                               reply(TryAcquireResult{false, 0, holder});
-                             });
-                           } else {
-                             absl::Status gone;
-                             if (it == sessions_.end()) {
-                               gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
-                             } else if (epoch != epoch_ || link_ != backend::LinkState::kConnected) {
-                               gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
-                             }
-                             if (!gone.ok()) {
-                               // Given back whatever happened meanwhile: the
-                               // delete checks the token and session.
-                               deleteLock(name, result->token, nullptr);
-                               deferred.push_back([reply, gone] { reply(gone); });
-                             } else {
-                               it->second.locks[name] = HeldLock{result->token, false};
-                               lock_index_[{name, result->token}] = session_id;
-                               sendLock(it->second, name, LockState::kHeld, result->token, "");
-                               deferred.push_back([reply, token = result->token] {
-                                 reply(TryAcquireResult{true, token, std::nullopt});
-                               });
-                             }
-                           }
-                         }
-                         for (auto& fn : deferred) fn();
-                       });
+      backend_.tryLock(
+          name, ownerOf(**session),
+          [this, session_id, name, epoch, reply](absl::StatusOr<backend::TryLockResult> result) {
+            Deferred deferred;
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              auto it = sessions_.find(session_id);
+              if (it != sessions_.end()) it->second.tries.erase(name);
+              if (!result.ok()) {
+                deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
+              } else if (!result->acquired) {
+                deferred.push_back([reply, holder = result->holder] { reply(TryAcquireResult{false, 0, holder}); });
+              } else {
+                absl::Status gone;
+                if (it == sessions_.end()) {
+                  gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
+                } else if (epoch != epoch_ || link_ != backend::LinkState::kConnected) {
+                  gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
+                }
+                if (!gone.ok()) {
+                  // Given back whatever happened meanwhile: the
+                  // delete checks the token and session.
+                  deleteLock(name, result->token, nullptr);
+                  deferred.push_back([reply, gone] { reply(gone); });
+                } else {
+                  it->second.locks[name] = HeldLock{result->token, false};
+                  lock_index_[{name, result->token}] = session_id;
+                  sendLock(it->second, name, LockState::kHeld, result->token, "");
+                  deferred.push_back([reply, token = result->token] {
+                    reply(TryAcquireResult{true, token, std::nullopt});
+                  });
+                }
+              }
+            }
+            for (auto& fn : deferred) fn();
+          });
       return;
     }
   }
@@ -119,9 +118,8 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
       // The coordinator session the lock was granted in is in doubt or gone:
       // never answer "acquired" then (etcd #11456).
       deleteLock(name, *token, nullptr);
-      deferred.push_back([reply = pending.reply] {
-        reply(absl::UnavailableError("coordinator link lost while acquiring; retry"));
-      });
+      deferred.push_back(
+          [reply = pending.reply] { reply(absl::UnavailableError("coordinator link lost while acquiring; retry")); });
     } else {
       session.locks[name] = HeldLock{*token, false};
       lock_index_[{name, *token}] = session.id;
@@ -154,8 +152,7 @@ void Core::cancelAcquire(int64_t waiter_id) {
   for (auto& fn : deferred) fn();
 }
 
-void Core::release(const std::string& session_id, const std::string& name, StatusReply reply,
-                   int64_t only_token) {
+void Core::release(const std::string& session_id, const std::string& name, StatusReply reply, int64_t only_token) {
   absl::Status refused = validateName("name", name);
   if (refused.ok()) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -59,8 +59,8 @@ absl::Status validateAttributes(const std::map<std::string, std::string>& attrib
   for (const auto& [key, value] : attributes) {
     if (auto status = validateName("attributes key", key); !status.ok()) return status;
     if (value.size() > kMaxAttributeValueBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("attributes[", key, "]: ", value.size(),
-                                                     " bytes, at most ", kMaxAttributeValueBytes, " allowed"));
+      return absl::InvalidArgumentError(absl::StrCat("attributes[", key, "]: ", value.size(), " bytes, at most ",
+                                                     kMaxAttributeValueBytes, " allowed"));
     }
   }
   return absl::OkStatus();
@@ -83,8 +83,8 @@ absl::Status validateTtl(std::chrono::milliseconds ttl) {
 
 absl::Status validateTimeout(std::chrono::milliseconds timeout) {
   if (timeout.count() < 1 || timeout > kMaxAcquireTimeout) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout_ms: ", timeout.count(),
-                                                   " is out of range; allowed 1 to ", kMaxAcquireTimeout.count()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout_ms: ", timeout.count(), " is out of range; allowed 1 to ", kMaxAcquireTimeout.count()));
   }
   return absl::OkStatus();
 }

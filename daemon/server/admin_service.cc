@@ -95,18 +95,17 @@ grpc::ServerUnaryReactor* AdminService::ListElections(grpc::CallbackServerContex
                                                       const v1::ListElectionsRequest* request,
                                                       v1::ListElectionsResponse* response) {
   return guarded(context, allowed(context), [&](grpc::ServerUnaryReactor* reactor) {
-    backend_.listElections(
-        finishWith<std::vector<backend::ElectionView>>(reactor, [response](const auto& views) {
-          for (const auto& view : views) {
-            auto* summary = response->add_elections();
-            summary->set_election(view.name);
-            summary->set_candidates(static_cast<int64_t>(view.candidates.size()));
-            if (!view.candidates.empty()) {
-              toProto(view.candidates.front().owner, summary->mutable_primary());
-              summary->set_term(view.candidates.front().term);
-            }
-          }
-        }));
+    backend_.listElections(finishWith<std::vector<backend::ElectionView>>(reactor, [response](const auto& views) {
+      for (const auto& view : views) {
+        auto* summary = response->add_elections();
+        summary->set_election(view.name);
+        summary->set_candidates(static_cast<int64_t>(view.candidates.size()));
+        if (!view.candidates.empty()) {
+          toProto(view.candidates.front().owner, summary->mutable_primary());
+          summary->set_term(view.candidates.front().term);
+        }
+      }
+    }));
   });
 }
 
@@ -159,9 +158,8 @@ grpc::ServerUnaryReactor* AdminService::LockInfo(grpc::CallbackServerContext* co
   absl::Status ok = allowed(context);
   if (ok.ok()) ok = core::validateName("name", request->name());
   return guarded(context, ok, [&](grpc::ServerUnaryReactor* reactor) {
-    backend_.lockInfo(request->name(), finishWith<backend::LockView>(reactor, [response](const auto& view) {
-                        fillLockInfo(view, response);
-                      }));
+    backend_.lockInfo(request->name(), finishWith<backend::LockView>(
+                                           reactor, [response](const auto& view) { fillLockInfo(view, response); }));
   });
 }
 

@@ -102,11 +102,10 @@ grpc::ServerUnaryReactor* ElectionsService::Leader(grpc::CallbackServerContext* 
     reactor->Finish(toGrpc(status));
     return reactor;
   }
-  backend_.leader(request->election(),
-                  [reactor, response](absl::StatusOr<std::optional<backend::Candidate>> leader) {
-                    if (leader.ok()) toProto(*leader, response);
-                    reactor->Finish(toGrpc(core::clientStatus(leader.status())));
-                  });
+  backend_.leader(request->election(), [reactor, response](absl::StatusOr<std::optional<backend::Candidate>> leader) {
+    if (leader.ok()) toProto(*leader, response);
+    reactor->Finish(toGrpc(core::clientStatus(leader.status())));
+  });
   return reactor;
 }
 

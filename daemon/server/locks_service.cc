@@ -28,7 +28,8 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   // meantime, whose reply the caller will never read, is given back.
   void OnCancel() override {
     if (int64_t token = granted_token_.load(); token != 0) {
-      core_.release(session_id_, name_, [](absl::Status) {}, token);
+      core_.release(
+          session_id_, name_, [](absl::Status) {}, token);
     } else if (waiter_id_ != 0) {
       core_.cancelAcquire(waiter_id_);
     }
@@ -68,13 +69,13 @@ grpc::ServerUnaryReactor* LocksService::TryAcquire(grpc::CallbackServerContext* 
   return reactor;
 }
 
-grpc::ServerUnaryReactor* LocksService::Acquire(grpc::CallbackServerContext* context,
-                                                const v1::AcquireRequest* request, v1::AcquireResponse* response) {
+grpc::ServerUnaryReactor* LocksService::Acquire(grpc::CallbackServerContext* context, const v1::AcquireRequest* request,
+                                                v1::AcquireResponse* response) {
   return new AcquireReactor(core_, *request, response);
 }
 
-grpc::ServerUnaryReactor* LocksService::Release(grpc::CallbackServerContext* context,
-                                                const v1::ReleaseRequest* request, v1::ReleaseResponse* response) {
+grpc::ServerUnaryReactor* LocksService::Release(grpc::CallbackServerContext* context, const v1::ReleaseRequest* request,
+                                                v1::ReleaseResponse* response) {
   auto* reactor = context->DefaultReactor();
   core_.release(request->session_id(), request->name(),
                 [reactor](absl::Status status) { reactor->Finish(toGrpc(status)); });

@@ -77,11 +77,9 @@ class AdminService final : public v1::Admin::CallbackService {
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const v1::DaemonStatusRequest* request,
                                    v1::DaemonStatusResponse* response) override;
-  grpc::ServerUnaryReactor* ListElections(grpc::CallbackServerContext* context,
-                                          const v1::ListElectionsRequest* request,
+  grpc::ServerUnaryReactor* ListElections(grpc::CallbackServerContext* context, const v1::ListElectionsRequest* request,
                                           v1::ListElectionsResponse* response) override;
-  grpc::ServerUnaryReactor* ElectionInfo(grpc::CallbackServerContext* context,
-                                         const v1::ElectionInfoRequest* request,
+  grpc::ServerUnaryReactor* ElectionInfo(grpc::CallbackServerContext* context, const v1::ElectionInfoRequest* request,
                                          v1::ElectionInfoResponse* response) override;
   grpc::ServerUnaryReactor* StepDown(grpc::CallbackServerContext* context, const v1::StepDownRequest* request,
                                      v1::StepDownResponse* response) override;
@@ -89,8 +87,7 @@ class AdminService final : public v1::Admin::CallbackService {
                                       v1::ListLocksResponse* response) override;
   grpc::ServerUnaryReactor* LockInfo(grpc::CallbackServerContext* context, const v1::LockInfoRequest* request,
                                      v1::LockInfoResponse* response) override;
-  grpc::ServerUnaryReactor* ForceRelease(grpc::CallbackServerContext* context,
-                                         const v1::ForceReleaseRequest* request,
+  grpc::ServerUnaryReactor* ForceRelease(grpc::CallbackServerContext* context, const v1::ForceReleaseRequest* request,
                                          v1::ForceReleaseResponse* response) override;
   grpc::ServerUnaryReactor* ListMembers(grpc::CallbackServerContext* context, const v1::ListMembersRequest* request,
                                         v1::ListMembersResponse* response) override;

@@ -98,8 +98,8 @@ grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>* SessionsSe
   return new KeepAliveReactor(core_);
 }
 
-grpc::ServerUnaryReactor* SessionsService::Close(grpc::CallbackServerContext* context,
-                                                 const v1::CloseRequest* request, v1::CloseResponse* response) {
+grpc::ServerUnaryReactor* SessionsService::Close(grpc::CallbackServerContext* context, const v1::CloseRequest* request,
+                                                 v1::CloseResponse* response) {
   auto* reactor = context->DefaultReactor();
   core_.closeSession(request->session_id(), [reactor](absl::Status status) { reactor->Finish(toGrpc(status)); });
   return reactor;

@@ -28,8 +28,8 @@ TEST_CASE("the documented example configuration is valid", "[config]") {
 
 TEST_CASE("flags override the file - the first list flag replaces the file's list", "[config]") {
   auto file = writeTemp("listen: [\"unix:/tmp/a.sock\"]\nlog_format: json\nlimits:\n  max_sessions: 7\n");
-  auto parsed = parseCommandLine({"--config", file, "--log-format=text", "--listen", "127.0.0.1:0", "--listen",
-                                  "unix:/tmp/b.sock"});
+  auto parsed = parseCommandLine(
+      {"--config", file, "--log-format=text", "--listen", "127.0.0.1:0", "--listen", "unix:/tmp/b.sock"});
   REQUIRE(parsed.ok());
   CHECK(parsed->config.log_format == "text");
   CHECK(parsed->config.limits.max_sessions == 7);
@@ -72,8 +72,8 @@ TEST_CASE("ZooKeeper options - the creator ACL needs credentials and bad ensembl
   parsed = parseCommandLine({"--zookeeper", "zk1:2181/replicante", "--session-timeout", "500ms"});
   REQUIRE_FALSE(parsed.ok());
   CHECK(parsed.status().message().find("--session-timeout") != absl::string_view::npos);
-  parsed = parseCommandLine(
-      {"--zookeeper", "zk1:2181/r", "--zookeeper-auth", "u:p", "--zookeeper-acl", "creator", "--session-timeout", "4s"});
+  parsed = parseCommandLine({"--zookeeper", "zk1:2181/r", "--zookeeper-auth", "u:p", "--zookeeper-acl", "creator",
+                             "--session-timeout", "4s"});
   REQUIRE(parsed.ok());
   CHECK(parsed->config.zookeeper == "zk1:2181/r");
   CHECK(parsed->config.session_timeout == absl::Seconds(4));

@@ -58,8 +58,8 @@ TEST_CASE("the daemon sends heartbeats at least every W/3", "[sessions]") {
   auto a = d.open("hb", 1200ms);
   // The first heartbeat comes when the stream binds; then one every 400 ms.
   for (int i = 0; i < 3; ++i) {
-    auto heartbeat = a.events->waitFor([](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat; },
-                                       700ms);
+    auto heartbeat =
+        a.events->waitFor([](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat; }, 700ms);
     REQUIRE(heartbeat);
     CHECK(heartbeat->window == 1200ms);
     REQUIRE(d.core.ping(a.id).ok());

@@ -23,7 +23,8 @@ bool pidAlive(pid_t pid) { return ::kill(pid, 0) == 0; }
 TEST_CASE("coordctl lock: a second holder exits 75 naming the first - kill -9 frees the lock", "[e2e][coordctl]") {
   Daemon daemon;
   const std::string child_pid = daemon.dir().file("child.pid");
-  auto first = daemon.startCoordctl({"lock", "same", "--", "/bin/sh", "-c", "echo $$ > " + child_pid + "; exec sleep 5"});
+  auto first =
+      daemon.startCoordctl({"lock", "same", "--", "/bin/sh", "-c", "echo $$ > " + child_pid + "; exec sleep 5"});
   REQUIRE(eventually([&] { return !readFile(child_pid).empty(); }));
 
   auto second = daemon.coordctl({"lock", "same", "--", "sleep", "5"});
@@ -62,7 +63,8 @@ TEST_CASE("coordctl lock: a second holder exits 75 naming the first - kill -9 fr
 
 TEST_CASE("coordctl lock: runs CMD with the lock and its token / exits with CMD's code", "[e2e][coordctl]") {
   Daemon daemon;
-  auto result = daemon.coordctl({"lock", "job", "--", "/bin/sh", "-c", "echo $COORDD_LOCK $COORDD_FENCING_TOKEN; exit 3"});
+  auto result =
+      daemon.coordctl({"lock", "job", "--", "/bin/sh", "-c", "echo $COORDD_LOCK $COORDD_FENCING_TOKEN; exit 3"});
   CHECK(result.code == 3);
   std::vector<std::string> words = absl::StrSplit(result.out, absl::ByAnyChar(" \n"), absl::SkipEmpty());
   REQUIRE(words.size() == 2);
@@ -81,7 +83,9 @@ TEST_CASE("coordctl lock: runs CMD with the lock and its token / exits with CMD'
 TEST_CASE("coordctl lock: a force-released lock stops CMD and exits 76", "[e2e][coordctl]") {
   Daemon daemon;
   auto holder = daemon.startCoordctl({"lock", "job", "--grace", "2s", "--", "sleep", "30"});
-  REQUIRE(eventually([&] { return daemon.coordctl({"locks", "info", "job", "--json"}).out.find("coordctl") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return daemon.coordctl({"locks", "info", "job", "--json"}).out.find("coordctl") != std::string::npos;
+  }));
   auto released = daemon.coordctl({"locks", "release", "job"});
   CHECK(released.code == 0);
   auto code = holder->wait(5s);

@@ -30,8 +30,7 @@ std::shared_ptr<grpc::Channel> channel(const Daemon& daemon) {
 
 // Calls a unary RPC with a 5 s deadline.
 template <typename Stub, typename Request, typename Response>
-grpc::Status call(Stub& stub,
-                  grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+grpc::Status call(Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                   const Request& request, Response* response) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -51,7 +50,9 @@ TEST_CASE("SIGTERM: every client sees its session end / holds LOST/TERMINATED - 
   REQUIRE(election.ok());
   REQUIRE((*election)->isPrimary());
   auto guarded = daemon.startCoordctl({"lock", "other", "--", "sleep", "30"});
-  REQUIRE(eventually([&] { return daemon.coordctl({"locks", "info", "other", "--json"}).out.find("coordctl") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return daemon.coordctl({"locks", "info", "other", "--json"}).out.find("coordctl") != std::string::npos;
+  }));
 
   daemon.process().signal(SIGTERM);
   auto code = daemon.process().wait(15s);
@@ -160,8 +161,7 @@ TEST_CASE("bad input gets the documented codes while a good client keeps working
 
   // Sessions up to the limit (6: good, hostile, and four more), then no more.
   for (int i = 0; i < 4; ++i) REQUIRE(call(sessions, &v1::Sessions::Stub::Open, open_request, &opened).ok());
-  expect(call(sessions, &v1::Sessions::Stub::Open, open_request, &opened), grpc::RESOURCE_EXHAUSTED,
-         "max_sessions");
+  expect(call(sessions, &v1::Sessions::Stub::Open, open_request, &opened), grpc::RESOURCE_EXHAUSTED, "max_sessions");
 
   // A KeepAlive stream for an unknown session is refused.
   {

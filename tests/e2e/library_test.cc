@@ -138,11 +138,13 @@ TEST_CASE("library: the primary loop runs only while primary and hands over ever
   absl::Status status_a, status_b;
   std::thread ta([&] { status_a = loop(*a, "a"); });
   std::thread tb([&] { status_b = loop(*b, "b"); });
-  bool both_ran = eventually([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return std::count_if(runs.begin(), runs.end(), [](const auto& r) { return r.first == "a"; }) >= 3 &&
-           std::count_if(runs.begin(), runs.end(), [](const auto& r) { return r.first == "b"; }) >= 3;
-  }, 10s);
+  bool both_ran = eventually(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return std::count_if(runs.begin(), runs.end(), [](const auto& r) { return r.first == "a"; }) >= 3 &&
+               std::count_if(runs.begin(), runs.end(), [](const auto& r) { return r.first == "b"; }) >= 3;
+      },
+      10s);
   stop = true;
   ta.join();
   tb.join();

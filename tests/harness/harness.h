@@ -101,7 +101,7 @@ std::vector<std::string> workerCommand(const std::string& lock_file, const std::
 struct WorkerLine {
   std::string what;
   pid_t pid = 0;
-  pid_t parent = 0;  // the coordctl that ran it
+  pid_t parent = 0;   // the coordctl that ran it
   int64_t at_us = 0;  // monotonicMicros()
   int64_t term = 0;   // COORDD_TERM
 };

@@ -25,8 +25,8 @@ constexpr char kWorkerFlag[] = "--e2e-worker";
 volatile std::sig_atomic_t stop_requested = 0;
 
 void logLine(const std::string& log_file, const std::string& what) {
-  std::ofstream(log_file, std::ios::app) << absl::StrCat(what, " ", getpid(), " ", getppid(), " ",
-                                                         monotonicMicros(), " ",
+  std::ofstream(log_file, std::ios::app) << absl::StrCat(what, " ", getpid(), " ", getppid(), " ", monotonicMicros(),
+                                                         " ",
                                                          std::getenv("COORDD_TERM") ? std::getenv("COORDD_TERM") : "0")
                                          << std::endl;
 }

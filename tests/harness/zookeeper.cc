@@ -105,9 +105,9 @@ void ZooKeeper::writeConfig() {
 }
 
 void ZooKeeper::start() {
-  process_ = std::make_unique<Process>(std::vector<std::string>{kZkServer, "start-foreground", dir_.file("zoo.cfg")},
-                                       std::map<std::string, std::string>{{"ZOO_LOG_DIR", dir_.path()}},
-                                       dir_.file("server"));
+  process_ =
+      std::make_unique<Process>(std::vector<std::string>{kZkServer, "start-foreground", dir_.file("zoo.cfg")},
+                                std::map<std::string, std::string>{{"ZOO_LOG_DIR", dir_.path()}}, dir_.file("server"));
   if (!eventually([&] { return !mode().empty(); }, 60s)) {
     throw std::runtime_error("ZooKeeper did not start:\n" + readFile(dir_.file("server.out")));
   }

@@ -30,8 +30,7 @@ class ZooKeeper {
   int port() const { return client_port_; }
 
   // "127.0.0.1:p1,127.0.0.1:p2/chroot"
-  static std::string connectString(const std::vector<std::unique_ptr<ZooKeeper>>& servers,
-                                   const std::string& chroot);
+  static std::string connectString(const std::vector<std::unique_ptr<ZooKeeper>>& servers, const std::string& chroot);
 
  private:
   ZooKeeper(int id, std::string servers_config, int client_port);

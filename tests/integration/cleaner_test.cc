@@ -39,7 +39,8 @@ std::string nodeIdOf(Daemon& daemon) {
 
 }  // namespace
 
-TEST_CASE("cleaner - one daemon removes empty parents at most limit per pass - a step-down moves the work", "[zookeeper][cleaner]") {
+TEST_CASE("cleaner - one daemon removes empty parents at most limit per pass - a step-down moves the work",
+          "[zookeeper][cleaner]") {
   ZooKeeper zk;
   auto d1 = cleanerDaemon(zk);
   auto d2 = cleanerDaemon(zk);
@@ -73,9 +74,11 @@ for i in range(int(sys.argv[1])):
   Daemon& cleaner = leader.find(nodeIdOf(*d1)) != std::string::npos ? *d1 : *d2;
   Daemon& other = &cleaner == d1.get() ? *d2 : *d1;
   REQUIRE(cleaner.coordctl({"elections", "step-down", "zookeeper-cleaner"}).code == 0);
-  REQUIRE(eventually([&] {
-    return d1->coordctl({"leader", "zookeeper-cleaner", "--json"}).out.find(nodeIdOf(other)) != std::string::npos;
-  }, 10s));
+  REQUIRE(eventually(
+      [&] {
+        return d1->coordctl({"leader", "zookeeper-cleaner", "--json"}).out.find(nodeIdOf(other)) != std::string::npos;
+      },
+      10s));
   const int before = sum(passes(other));
   REQUIRE(kazoo.run(make_empty, {"2", "s"}, &out) == 0);
   REQUIRE(eventually([&] { return remaining("s") == 0; }, 20s));

@@ -35,21 +35,27 @@ TEST_CASE("two daemons on one ZooKeeper: a lock held through one is refused thro
   auto d1 = zkDaemon(zk.address() + "/replicante");
   auto d2 = zkDaemon(zk.address() + "/replicante");
   auto holder = d1->startCoordctl({"lock", "shared-job", "--", "sleep", "10"});
-  REQUIRE(eventually([&] { return d2->coordctl({"locks", "info", "shared-job"}).out.find("coordctl-lock") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return d2->coordctl({"locks", "info", "shared-job"}).out.find("coordctl-lock") != std::string::npos;
+  }));
   auto refused = d2->coordctl({"lock", "shared-job", "--", "true"});
   CHECK(refused.code == 75);
   CHECK(refused.err.find(std::to_string(holder->pid())) != std::string::npos);
 
   // A blocking acquirer on the other daemon gets it once the holder dies.
-  auto waiter = d2->startCoordctl({"lock", "shared-job", "--wait", "10s", "--", "/bin/sh", "-c", "echo $COORDD_FENCING_TOKEN"});
-  REQUIRE(eventually([&] { return d1->coordctl({"locks", "info", "shared-job", "--json"}).out.find("waiters\":[{") != std::string::npos; }));
+  auto waiter =
+      d2->startCoordctl({"lock", "shared-job", "--wait", "10s", "--", "/bin/sh", "-c", "echo $COORDD_FENCING_TOKEN"});
+  REQUIRE(eventually([&] {
+    return d1->coordctl({"locks", "info", "shared-job", "--json"}).out.find("waiters\":[{") != std::string::npos;
+  }));
   int64_t killed_at = monotonicMicros();
   holder->signal(SIGKILL);
   auto code = waiter->wait(10s);
   double ms = static_cast<double>(monotonicMicros() - killed_at) / 1000.0;
   REQUIRE(code.has_value());
   CHECK(*code == 0);
-  std::printf("[measure] zookeeper: lock handed to a waiter on another daemon %.1f ms after kill -9 of the holder\n", ms);
+  std::printf("[measure] zookeeper: lock handed to a waiter on another daemon %.1f ms after kill -9 of the holder\n",
+              ms);
 }
 
 TEST_CASE("three daemons: one primary cluster-wide - kill -9 of the primary client hands over", "[zookeeper]") {
@@ -66,8 +72,9 @@ TEST_CASE("three daemons: one primary cluster-wide - kill -9 of the primary clie
     coordctlOf(candidates, primary)->signal(SIGKILL);
     WorkerLine next = nthStart(shared, static_cast<size_t>(round), 10s);
     double ms = static_cast<double>(next.at_us - killed_at) / 1000.0;
-    std::printf("[measure] zookeeper: primary client kill -9 -> new primary on another daemon in %.1f ms (goal < 200 ms)\n",
-                ms);
+    std::printf(
+        "[measure] zookeeper: primary client kill -9 -> new primary on another daemon in %.1f ms (goal < 200 ms)\n",
+        ms);
     CHECK(next.parent != primary.parent);
     CHECK(next.term > primary.term);
     CHECK(ms < 2000.0);
@@ -76,7 +83,8 @@ TEST_CASE("three daemons: one primary cluster-wide - kill -9 of the primary clie
   CHECK(countLines(workerLog(shared.file("worker.log")), "OVERLAP") == 0);
 }
 
-TEST_CASE("primary's daemon kill -9 - a candidate on another daemon takes over within the session timeout", "[zookeeper]") {
+TEST_CASE("primary's daemon kill -9 - a candidate on another daemon takes over within the session timeout",
+          "[zookeeper]") {
   ZooKeeper zk;
   TempDir shared;
   auto d1 = zkDaemon(zk.address() + "/replicante", "2s");
@@ -85,13 +93,16 @@ TEST_CASE("primary's daemon kill -9 - a candidate on another daemon takes over w
   WorkerLine first = nthStart(shared, 1, 10s);
   REQUIRE(first.parent == c1->pid());
   auto c2 = startElect(*d2, "svc", shared);
-  REQUIRE(eventually([&] { return d2->coordctl({"elections", "info", "svc"}).out.find("secondary") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return d2->coordctl({"elections", "info", "svc"}).out.find("secondary") != std::string::npos;
+  }));
 
   int64_t killed_at = monotonicMicros();
   d1->process().signal(SIGKILL);
   WorkerLine next = nthStart(shared, 2, 10s);
   double ms = static_cast<double>(next.at_us - killed_at) / 1000.0;
-  std::printf("[measure] zookeeper: daemon kill -9 -> new primary in %.1f ms (session timeout 2000 ms, goal < 3000 ms)\n", ms);
+  std::printf(
+      "[measure] zookeeper: daemon kill -9 -> new primary in %.1f ms (session timeout 2000 ms, goal < 3000 ms)\n", ms);
   CHECK(next.parent == c2->pid());
   CHECK(ms < 3000.0);
   CHECK(countLines(workerLog(shared.file("worker.log")), "OVERLAP") == 0);
@@ -105,7 +116,9 @@ TEST_CASE("primary's daemon SIGTERM hands over in under a second", "[zookeeper]"
   auto c1 = startElect(*d1, "svc", shared);
   nthStart(shared, 1, 10s);
   auto c2 = startElect(*d2, "svc", shared);
-  REQUIRE(eventually([&] { return d2->coordctl({"elections", "info", "svc"}).out.find("secondary") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return d2->coordctl({"elections", "info", "svc"}).out.find("secondary") != std::string::npos;
+  }));
   int64_t stopped_at = monotonicMicros();
   d1->process().signal(SIGTERM);
   WorkerLine next = nthStart(shared, 2, 10s);

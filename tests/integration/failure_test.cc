@@ -30,7 +30,8 @@ struct StateLog {
 
 }  // namespace
 
-TEST_CASE("ZooKeeper restart within the session timeout - SUSPENDED then RESTORED and nothing LOST", "[zookeeper][failure]") {
+TEST_CASE("ZooKeeper restart within the session timeout - SUSPENDED then RESTORED and nothing LOST",
+          "[zookeeper][failure]") {
   ZooKeeper zk;
   auto daemon = zkDaemon(zk.address() + "/replicante", "10s");
   std::unique_ptr<coordd::Client> client;
@@ -56,8 +57,8 @@ TEST_CASE("ZooKeeper restart within the session timeout - SUSPENDED then RESTORE
   int64_t killed_at = monotonicMicros();
   zk.kill();
   // Both are in doubt at once: neither may be acted on.
-  REQUIRE(eventually(
-      [&] { return got->guard->state() == coordd::LockState::kSuspended && !(*election)->isPrimary(); }, 10s));
+  REQUIRE(eventually([&] { return got->guard->state() == coordd::LockState::kSuspended && !(*election)->isPrimary(); },
+                     10s));
   std::printf("[measure] zookeeper: SUSPENDED reported %.1f ms after ZooKeeper was killed\n",
               static_cast<double>(monotonicMicros() - killed_at) / 1000.0);
   zk.start();
@@ -71,7 +72,10 @@ TEST_CASE("ZooKeeper restart within the session timeout - SUSPENDED then RESTORE
   CHECK_FALSE(election_states.saw("terminated"));
 }
 
-TEST_CASE("ZooKeeper down past the session timeout - LOST by coordd's own timer - then a new session and a rejoined candidacy", "[zookeeper][failure]") {
+TEST_CASE(
+    "ZooKeeper down past the session timeout - LOST by coordd's own timer - then a new session and a rejoined "
+    "candidacy",
+    "[zookeeper][failure]") {
   ZooKeeper zk;
   auto daemon = zkDaemon(zk.address() + "/replicante", "2s");
   std::unique_ptr<coordd::Client> client;
@@ -90,8 +94,9 @@ TEST_CASE("ZooKeeper down past the session timeout - LOST by coordd's own timer 
   REQUIRE(eventually([&] { return got->guard->state() == coordd::LockState::kSuspended; }, 10s));
   REQUIRE(eventually([&] { return got->guard->state() == coordd::LockState::kLost; }, 10s));
   double lost_ms = static_cast<double>(monotonicMicros() - killed_at) / 1000.0;
-  std::printf("[measure] zookeeper: lock LOST by coordd's own timer %.1f ms after ZooKeeper went away (timeout 2000 ms)\n",
-              lost_ms);
+  std::printf(
+      "[measure] zookeeper: lock LOST by coordd's own timer %.1f ms after ZooKeeper went away (timeout 2000 ms)\n",
+      lost_ms);
   CHECK(lost_ms < 6000.0);
   REQUIRE(eventually([&] { return (*election)->status() == coordd::ElectionStatus::kTerminated; }, 5s));
 
@@ -109,7 +114,8 @@ TEST_CASE("ZooKeeper down past the session timeout - LOST by coordd's own timer 
   CHECK(again->guard->token() > got->guard->token());
 }
 
-TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and primaries survive", "[zookeeper][failure]") {
+TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and primaries survive",
+          "[zookeeper][failure]") {
   auto servers = ZooKeeper::ensemble(3);
   auto daemon = zkDaemon(ZooKeeper::connectString(servers, "/replicante"), "10s");
   std::unique_ptr<coordd::Client> client;
@@ -128,17 +134,20 @@ TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and prim
   int64_t last_token = got->guard->token();
 
   for (const std::string role : {"leader", "follower"}) {
-    auto victim = std::find_if(servers.begin(), servers.end(), [&](auto& s) { return s->running() && s->mode() == role; });
+    auto victim =
+        std::find_if(servers.begin(), servers.end(), [&](auto& s) { return s->running() && s->mode() == role; });
     REQUIRE(victim != servers.end());
     int64_t killed_at = monotonicMicros();
     (*victim)->kill();
     // Work goes on: a new lock can be taken, with a larger token.
     std::string name = "after-" + role;
     std::optional<absl::StatusOr<coordd::TryLockResult>> next;
-    REQUIRE(eventually([&] {
-      next = session->tryLock(name);
-      return next->ok() && (*next)->acquired();
-    }, 20s));
+    REQUIRE(eventually(
+        [&] {
+          next = session->tryLock(name);
+          return next->ok() && (*next)->acquired();
+        },
+        20s));
     std::printf("[measure] zookeeper: ensemble %s killed - new lock taken %.1f ms later\n", role.c_str(),
                 static_cast<double>(monotonicMicros() - killed_at) / 1000.0);
     CHECK((*next)->guard->token() > last_token);
@@ -149,7 +158,8 @@ TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and prim
   CHECK_FALSE(lock_states.saw("lost"));
 }
 
-TEST_CASE("ZooKeeper unreachable at start - coordd starts not ready and answers UNAVAILABLE until it comes up", "[zookeeper][failure]") {
+TEST_CASE("ZooKeeper unreachable at start - coordd starts not ready and answers UNAVAILABLE until it comes up",
+          "[zookeeper][failure]") {
   ZooKeeper zk;
   zk.kill();
   Daemon daemon({"--zookeeper", zk.address() + "/replicante", "--session-timeout", "2s"}, Daemon::Wait::kListening);
@@ -165,7 +175,8 @@ TEST_CASE("ZooKeeper unreachable at start - coordd starts not ready and answers 
   CHECK(daemon.coordctl({"lock", "job", "--", "true"}).code == 0);
 }
 
-TEST_CASE("a release while ZooKeeper is away leaves no orphan - the node goes once the session is back", "[zookeeper][failure]") {
+TEST_CASE("a release while ZooKeeper is away leaves no orphan - the node goes once the session is back",
+          "[zookeeper][failure]") {
   ZooKeeper zk;
   auto d1 = zkDaemon(zk.address() + "/replicante", "10s");
   auto d2 = zkDaemon(zk.address() + "/replicante", "10s");

@@ -7,8 +7,8 @@
 
 using namespace coordd::e2e;
 
-
-TEST_CASE("layout - kazoo reads coordd's nodes at Replicante's paths with Replicante's payloads", "[zookeeper][layout]") {
+TEST_CASE("layout - kazoo reads coordd's nodes at Replicante's paths with Replicante's payloads",
+          "[zookeeper][layout]") {
   ZooKeeper zk;
   auto daemon = zkDaemon(zk.address() + "/replicante");
   std::unique_ptr<coordd::Client> client;
@@ -21,7 +21,8 @@ TEST_CASE("layout - kazoo reads coordd's nodes at Replicante's paths with Replic
   const std::string node_id = session->nodeId();
 
   std::string out;
-  int code = Kazoo(zk.address()).run(R"(
+  int code = Kazoo(zk.address())
+                 .run(R"(
 h = sha('backup/nightly')
 data, stat = zk.get('/replicante/locks/%s/%s' % (h[:4], h))
 lock = json.loads(data)
@@ -44,7 +45,7 @@ for path in nodes:
     member = json.loads(zk.get('/replicante/nodes/' + path)[0])
     assert path.split('/')[0] == member['id'][:4]
 )",
-                                     {}, &out);
+                      {}, &out);
   INFO(out);
   REQUIRE(code == 0);
   CHECK(out.find("lock owner " + node_id) != std::string::npos);
@@ -53,17 +54,19 @@ for path in nodes:
   CHECK(out.find(node_id.substr(0, 4) + "/" + node_id) != std::string::npos);
 }
 
-TEST_CASE("a foreign lock node (Replicante's coordinator) makes coordd refuse the lock and name its owner", "[zookeeper][layout]") {
+TEST_CASE("a foreign lock node (Replicante's coordinator) makes coordd refuse the lock and name its owner",
+          "[zookeeper][layout]") {
   ZooKeeper zk;
   auto daemon = zkDaemon(zk.address() + "/replicante");
   std::string out;
   const std::string foreign = std::string(32, 'f');
-  int code = Kazoo(zk.address()).run(R"(
+  int code = Kazoo(zk.address())
+                 .run(R"(
 h = sha('shared-task')
 zk.create('/replicante/locks/%s/%s' % (h[:4], h), json.dumps({'name': 'shared-task', 'owner': {'id': ')" +
-                                          foreign + R"(', 'extra': {}}}).encode(), makepath=True)
+                          foreign + R"(', 'extra': {}}}).encode(), makepath=True)
 )",
-                                     {}, &out);
+                      {}, &out);
   INFO(out);
   REQUIRE(code == 0);
   auto refused = daemon->coordctl({"lock", "shared-task", "--", "true"});
@@ -71,14 +74,17 @@ zk.create('/replicante/locks/%s/%s' % (h[:4], h), json.dumps({'name': 'shared-ta
   CHECK(refused.err.find(foreign) != std::string::npos);
 }
 
-TEST_CASE("digest credentials with the creator ACL - clients without them cannot touch coordd's nodes", "[zookeeper][layout]") {
+TEST_CASE("digest credentials with the creator ACL - clients without them cannot touch coordd's nodes",
+          "[zookeeper][layout]") {
   ZooKeeper zk;
-  std::vector<std::string> args = {"--zookeeper", zk.address() + "/replicante", "--zookeeper-auth", "coordd:s3cret",
-                                   "--zookeeper-acl", "creator"};
+  std::vector<std::string> args = {
+      "--zookeeper", zk.address() + "/replicante", "--zookeeper-auth", "coordd:s3cret", "--zookeeper-acl", "creator"};
   Daemon d1(args);
   Daemon d2(args);
   auto holder = d1.startCoordctl({"lock", "guarded", "--", "sleep", "30"});
-  REQUIRE(eventually([&] { return d1.coordctl({"locks", "info", "guarded"}).out.find("coordctl-lock") != std::string::npos; }));
+  REQUIRE(eventually([&] {
+    return d1.coordctl({"locks", "info", "guarded"}).out.find("coordctl-lock") != std::string::npos;
+  }));
   // The other daemon, with the same credentials, reads and respects it.
   CHECK(d2.coordctl({"lock", "guarded", "--", "true"}).code == 75);
   const std::string script = R"(

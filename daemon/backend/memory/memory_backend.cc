@@ -13,9 +13,8 @@ void MemoryBackend::run(Op op, DoneFn done) {
   // Bound to the session of the moment of the call, as a ZooKeeper handle
   // is: a call issued before an expiry fails with it instead of landing in
   // the next session.
-  executor_.post([op = std::move(op), done = std::move(done), session = session_.load()]() mutable {
-    done(op(session));
-  });
+  executor_.post(
+      [op = std::move(op), done = std::move(done), session = session_.load()]() mutable { done(op(session)); });
 }
 
 void MemoryBackend::start(Listener* listener) {
@@ -64,8 +63,7 @@ void MemoryBackend::tryLock(const std::string& name, const OwnerRecord& owner, C
   run([this, name, owner](int64_t s) { return store_->tryLock(s, name, owner); }, std::move(done));
 }
 
-void MemoryBackend::lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
-                         Callback<int64_t> done) {
+void MemoryBackend::lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) {
   executor_.post([this, name, owner, waiter_id, done = std::move(done), session = session_.load()]() mutable {
     // On success the store keeps `done` and posts it when the lock is granted.
     auto shared = std::make_shared<Callback<int64_t>>(std::move(done));
@@ -97,8 +95,7 @@ void MemoryBackend::resign(const std::string& election, int64_t term, Done done)
   run([this, election, term](int64_t s) { return store_->resign(s, election, term); }, std::move(done));
 }
 
-void MemoryBackend::verifyCandidacy(const std::string& election, int64_t term,
-                                    Callback<std::optional<bool>> done) {
+void MemoryBackend::verifyCandidacy(const std::string& election, int64_t term, Callback<std::optional<bool>> done) {
   run([this, election, term](int64_t s) { return store_->verifyCandidacy(s, election, term); }, std::move(done));
 }
 

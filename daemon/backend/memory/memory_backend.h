@@ -36,8 +36,7 @@ class MemoryBackend : public Backend, private MemoryStore::SessionSink {
   BackendInfo info() const override;
 
   void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
-  void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
-            Callback<int64_t> done) override;
+  void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) override;
   void cancelLock(const std::string& name, int64_t waiter_id, Done done) override;
   void unlock(const std::string& name, int64_t token, Done done) override;
   void verifyLock(const std::string& name, int64_t token, Callback<bool> done) override;
@@ -45,8 +44,7 @@ class MemoryBackend : public Backend, private MemoryStore::SessionSink {
   void campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
                 Callback<CampaignResult> done) override;
   void resign(const std::string& election, int64_t term, Done done) override;
-  void verifyCandidacy(const std::string& election, int64_t term,
-                       Callback<std::optional<bool>> done) override;
+  void verifyCandidacy(const std::string& election, int64_t term, Callback<std::optional<bool>> done) override;
   void leader(const std::string& election, Callback<std::optional<Candidate>> done) override;
   void watchElection(const std::string& election) override;
   void unwatchElection(const std::string& election) override;

@@ -100,8 +100,7 @@ void MemoryStore::dropIfEmpty(const std::string& name) {
   if (it != locks_.end() && !it->second.held && it->second.waiters.empty()) locks_.erase(it);
 }
 
-absl::StatusOr<TryLockResult> MemoryStore::tryLock(int64_t session, const std::string& name,
-                                                   const OwnerRecord& owner) {
+absl::StatusOr<TryLockResult> MemoryStore::tryLock(int64_t session, const std::string& name, const OwnerRecord& owner) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = usable(session); !status.ok()) return status;
   LockEntry& entry = locks_[name];
@@ -116,8 +115,8 @@ absl::StatusOr<TryLockResult> MemoryStore::tryLock(int64_t session, const std::s
   return result;
 }
 
-absl::Status MemoryStore::lock(int64_t session, const std::string& name, const OwnerRecord& owner,
-                               int64_t waiter_id, Callback<int64_t> done) {
+absl::Status MemoryStore::lock(int64_t session, const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
+                               Callback<int64_t> done) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = usable(session); !status.ok()) return status;
   locks_[name].waiters.push_back(Waiter{owner, session, waiter_id, std::move(done)});
@@ -165,8 +164,7 @@ absl::StatusOr<bool> MemoryStore::verifyLock(int64_t session, const std::string&
 }
 
 absl::StatusOr<Backend::CampaignResult> MemoryStore::campaign(int64_t session, const std::string& election,
-                                                              const OwnerRecord& owner,
-                                                              const std::string& value) {
+                                                              const OwnerRecord& owner, const std::string& value) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = usable(session); !status.ok()) return status;
   ElectionEntry& entry = elections_[election];
@@ -222,9 +220,8 @@ void MemoryStore::announceLeader(const std::string& election, int64_t previous_t
   int64_t term = leader ? leader->term : 0;
   if (term == previous_term) return;
   if (leader && previous_term != 0) {
-    notify(entry.candidates.front().session, [election, term](Listener* listener) {
-      listener->onCandidacyChanged(election, term, true, false, "");
-    });
+    notify(entry.candidates.front().session,
+           [election, term](Listener* listener) { listener->onCandidacyChanged(election, term, true, false, ""); });
   }
   for (int64_t watcher : entry.watchers) {
     notify(watcher, [election, leader](Listener* listener) { listener->onLeaderChanged(election, leader); });

@@ -45,12 +45,11 @@ class MemoryStore {
   void closeSession(int64_t session);
   void setSuspended(int64_t session, bool suspended);
 
-  absl::StatusOr<TryLockResult> tryLock(int64_t session, const std::string& name,
-                                        const OwnerRecord& owner);
+  absl::StatusOr<TryLockResult> tryLock(int64_t session, const std::string& name, const OwnerRecord& owner);
   // Queues a waiter; `done` is posted to the session when it gets the lock,
   // or with Aborted when its session ends.
-  absl::Status lock(int64_t session, const std::string& name, const OwnerRecord& owner,
-                    int64_t waiter_id, Callback<int64_t> done);
+  absl::Status lock(int64_t session, const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
+                    Callback<int64_t> done);
   // Removes a waiter: its `done` is posted with Cancelled. NotFound if absent.
   absl::Status cancelLock(int64_t session, const std::string& name, int64_t waiter_id);
   absl::Status unlock(int64_t session, const std::string& name, int64_t token);
@@ -59,8 +58,7 @@ class MemoryStore {
   absl::StatusOr<Backend::CampaignResult> campaign(int64_t session, const std::string& election,
                                                    const OwnerRecord& owner, const std::string& value);
   absl::Status resign(int64_t session, const std::string& election, int64_t term);
-  absl::StatusOr<std::optional<bool>> verifyCandidacy(int64_t session, const std::string& election,
-                                                      int64_t term);
+  absl::StatusOr<std::optional<bool>> verifyCandidacy(int64_t session, const std::string& election, int64_t term);
   absl::StatusOr<std::optional<Candidate>> leader(int64_t session, const std::string& election);
   void watchElection(int64_t session, const std::string& election);
   void unwatchElection(int64_t session, const std::string& election);
@@ -107,11 +105,10 @@ class MemoryStore {
   void serve(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void dropIfEmpty(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes candidate `index` and tells whoever must know.
-  void removeCandidate(const std::string& election, size_t index, bool tell_owner,
-                       const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void dropElectionIfEmpty(const std::string& election) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void announceLeader(const std::string& election, int64_t previous_term)
+  void removeCandidate(const std::string& election, size_t index, bool tell_owner, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void dropElectionIfEmpty(const std::string& election) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void announceLeader(const std::string& election, int64_t previous_term) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs fn(listener) on the session's thread unless it is suspended.
   void notify(int64_t session, std::function<void(Listener*)> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   LockView viewOf(const std::string& name, const LockEntry& entry) const;

@@ -77,7 +77,8 @@ absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const Options& optio
   (void)quiet;
   std::unique_ptr<ZkClient> client(new ZkClient(std::move(post), std::move(on_session)));
   if (options.creator_acl) client->acl_ = &ZOO_CREATOR_ALL_ACL;
-  client->zh_ = zookeeper_init(options.hosts.c_str(), &ZkClient::onSession, options.timeout_ms, nullptr, client.get(), 0);
+  client->zh_ =
+      zookeeper_init(options.hosts.c_str(), &ZkClient::onSession, options.timeout_ms, nullptr, client.get(), 0);
   if (client->zh_ == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("zookeeper: cannot start a client for '", options.hosts, "'"));
   }
@@ -142,8 +143,7 @@ void ZkClient::dropWatch(WatchEntry* entry) {
 
 void ZkClient::create(const std::string& path, const std::string& data, int flags, Done done) {
   Call* call = newCall(std::move(done));
-  int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, flags,
-                        onString, call);
+  int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, flags, onString, call);
   if (rc != ZOK) failed(call, rc);
 }
 

@@ -19,9 +19,9 @@ namespace coordd::backend::zookeeper {
 // What a ZooKeeper call returned.
 struct ZkResult {
   int rc = ZOK;
-  std::string path;   // create: the node created (sequential suffix included)
-  std::string data;   // get
-  Stat stat{};        // create, get, exists, children
+  std::string path;  // create: the node created (sequential suffix included)
+  std::string data;  // get
+  Stat stat{};       // create, get, exists, children
   std::vector<std::string> children;
 };
 
@@ -45,12 +45,11 @@ class ZkClient {
   struct Options {
     std::string hosts;  // "h1:2181,h2:2181", no chroot
     int timeout_ms = 10000;
-    std::string digest;         // "user:password", or empty for none
-    bool creator_acl = false;   // nodes only their creator may touch
+    std::string digest;        // "user:password", or empty for none
+    bool creator_acl = false;  // nodes only their creator may touch
   };
   // Connects in the background.
-  static absl::StatusOr<std::unique_ptr<ZkClient>> connect(const Options& options, Post post,
-                                                           SessionWatch on_session);
+  static absl::StatusOr<std::unique_ptr<ZkClient>> connect(const Options& options, Post post, SessionWatch on_session);
   // Closes the session: its ephemeral nodes go at once.
   ~ZkClient();
 

@@ -21,11 +21,10 @@ std::string baseOf(const std::string& path) { return path.substr(path.rfind('/')
 // Children named prefix<sequence>, in sequence order.
 std::vector<std::string> sequenced(std::vector<std::string> children, const std::string& prefix) {
   // Foreign or malformed children (no 10-digit sequence) take no part.
-  children.erase(std::remove_if(children.begin(), children.end(),
-                                [&](const std::string& c) {
-                                  return c.rfind(prefix, 0) != 0 || c.size() < prefix.size() + 10;
-                                }),
-                 children.end());
+  children.erase(
+      std::remove_if(children.begin(), children.end(),
+                     [&](const std::string& c) { return c.rfind(prefix, 0) != 0 || c.size() < prefix.size() + 10; }),
+      children.end());
   std::sort(children.begin(), children.end(), [&](const std::string& a, const std::string& b) {
     return a.substr(a.size() - 10) < b.substr(b.size() - 10);
   });
@@ -618,8 +617,7 @@ void ZookeeperBackend::resign(const std::string& election, int64_t term, Done do
   });
 }
 
-void ZookeeperBackend::verifyCandidacy(const std::string& election, int64_t term,
-                                       Callback<std::optional<bool>> done) {
+void ZookeeperBackend::verifyCandidacy(const std::string& election, int64_t term, Callback<std::optional<bool>> done) {
   whenConnected(done, [this, term, done] {
     auto it = candidates_.find(term);
     if (it == candidates_.end()) return done(std::optional<bool>());
@@ -715,8 +713,8 @@ void ZookeeperBackend::listLocks(Callback<std::vector<LockView>> done) {
         for (const auto& r : results) {
           if (r.rc != ZOK) continue;
           DecodedNode node = decodeNode(r.data);
-          views.push_back(LockView{node.name.empty() ? baseOf(r.path) : node.name,
-                                   LockHolder{node.owner, r.stat.czxid}, {}});
+          views.push_back(
+              LockView{node.name.empty() ? baseOf(r.path) : node.name, LockHolder{node.owner, r.stat.czxid}, {}});
         }
         done(views);
       });

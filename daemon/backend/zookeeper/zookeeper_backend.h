@@ -62,8 +62,7 @@ class ZookeeperBackend : public Backend {
   BackendInfo info() const override;
 
   void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
-  void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id,
-            Callback<int64_t> done) override;
+  void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) override;
   void cancelLock(const std::string& name, int64_t waiter_id, Done done) override;
   void unlock(const std::string& name, int64_t token, Done done) override;
   void verifyLock(const std::string& name, int64_t token, Callback<bool> done) override;
@@ -71,8 +70,7 @@ class ZookeeperBackend : public Backend {
   void campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
                 Callback<CampaignResult> done) override;
   void resign(const std::string& election, int64_t term, Done done) override;
-  void verifyCandidacy(const std::string& election, int64_t term,
-                       Callback<std::optional<bool>> done) override;
+  void verifyCandidacy(const std::string& election, int64_t term, Callback<std::optional<bool>> done) override;
   void leader(const std::string& election, Callback<std::optional<Candidate>> done) override;
   void watchElection(const std::string& election) override;
   void unwatchElection(const std::string& election) override;
@@ -142,8 +140,8 @@ class ZookeeperBackend : public Backend {
   void holdLock(const std::string& name, const std::string& path, int64_t token);
   void evaluateWaiter(int64_t waiter_id);
   void finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result);
-  void registerCandidate(const std::string& election, const OwnerRecord& owner, const std::string& value,
-                         int attempt, Callback<CampaignResult> done);
+  void registerCandidate(const std::string& election, const OwnerRecord& owner, const std::string& value, int attempt,
+                         Callback<CampaignResult> done);
   void evaluateCandidate(int64_t term, Callback<CampaignResult> first);
   void watchOwnCandidate(int64_t term);
   void armElectionWatch(const std::string& election);
@@ -173,13 +171,13 @@ class ZookeeperBackend : public Backend {
   bool stopped_ = false;
   std::map<std::string, HeldLock> locks_;
   std::map<int64_t, Waiter> waiters_;
-  std::map<int64_t, Held> candidates_;          // by term
+  std::map<int64_t, Held> candidates_;  // by term
   std::map<std::string, Watched> watched_;
-  std::set<std::string> uncertain_;              // creates whose reply was lost
+  std::set<std::string> uncertain_;  // creates whose reply was lost
   std::optional<Member> self_;
   int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
   int64_t next_round_ = 1;
-  bool opening_ = false;      // making the chroot of a new session
+  bool opening_ = false;  // making the chroot of a new session
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex info_mu_;
