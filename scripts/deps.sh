@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs what coordd needs to build and test, from Debian 12's packages.
+# Installs what coordd needs to build, from Debian 12's packages; with the
+# argument "test", also what its tests need.
 set -euo pipefail
 packages=(
   cmake g++ make pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev catch2 libyaml-cpp-dev nlohmann-json3-dev libzookeeper-mt-dev libssl-dev
-  # The integration tests run a real ZooKeeper and read its nodes with kazoo.
-  zookeeper default-jre-headless python3-kazoo
 )
+if [ "${1:-}" = "test" ]; then
+  # The integration tests run a real ZooKeeper and read its nodes with kazoo.
+  packages+=(zookeeper default-jre-headless python3-kazoo)
+fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 missing=()
