@@ -69,12 +69,7 @@ class Elector {
       if (std::optional<int> code = step()) return *code;
       const EventWaiter::Event event = waiter_.wait(retry_at_);
       if (event.kind == EventWaiter::Event::Kind::kChild && child_) {
-        if (std::optional<int> code = child_->poll()) {
-          report({{"event", "cmd_exited"}, {"exit_code", *code}},
-                 absl::StrCat("CMD exited with code ", *code, "; resigning"));
-          child_.reset();
-          return finish(*code);
-        }
+        if (std::optional<int> code = finishIfChildExited()) return *code;
       } else if (event.kind == EventWaiter::Event::Kind::kSignal) {
         report({{"event", "signal"}, {"signal", signalName(event.signal)}},
                absl::StrCat("got ", signalName(event.signal)));
@@ -203,10 +198,23 @@ class Elector {
     return stopped;
   }
 
+  // If CMD has exited by itself: reports it and ends coordctl with its code.
+  std::optional<int> finishIfChildExited() {
+    const std::optional<int> code = child_->poll();
+    if (!code) return std::nullopt;
+    report({{"event", "cmd_exited"}, {"exit_code", *code}},
+           absl::StrCat("CMD exited with code ", *code, "; resigning"));
+    child_.reset();
+    return finish(*code);
+  }
+
   // Stops CMD because the primaryship went; if coordctl was signalled
-  // meanwhile, the exit code to end with.
+  // meanwhile, or CMD had already exited by itself, the exit code to end with.
   std::optional<int> stopChildUnlessInterrupted(absl::string_view why) {
     if (!child_) return std::nullopt;
+    // Its exit and the status change came in the same wake-up: the exit
+    // was not caused by stopping it.
+    if (std::optional<int> code = finishIfChildExited()) return code;
     const Child::Stopped stopped = stopChild(why);
     if (stopped.interrupted_by == 0) return std::nullopt;
     return finish(stopped.exit_code);

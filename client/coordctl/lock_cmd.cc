@@ -1,5 +1,6 @@
 // coordctl lock NAME [--wait DUR] [--grace DUR] -- CMD...
 
+#include <atomic>
 #include <optional>
 #include <thread>
 
@@ -113,11 +114,18 @@ int runLock(const Invocation& invocation) {
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
   absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
   if (!client.ok()) return fail("connect", client.status());
+  // Sticky: a loss can come and go (suspended, then held again) between two
+  // wake-ups, or in the wake-up that reaps CMD. Declared before the session,
+  // whose callbacks set it.
+  std::atomic<bool> was_not_held{false};
   absl::StatusOr<std::unique_ptr<Session>> session = openSupervisorSession(**client, "lock", invocation.argv, **waiter);
   if (!session.ok()) return fail("open session", session.status());
 
   LockOptions options;
-  options.on_change = [events = waiter->get()](LockState, absl::string_view) { events->notify(); };
+  options.on_change = [events = waiter->get(), &was_not_held](LockState state, absl::string_view) {
+    if (state != LockState::kHeld) was_not_held.store(true);
+    events->notify();
+  };
   Acquired acquired = *wait > absl::ZeroDuration() ? waitFor(invocation, **session, *wait, options, **waiter)
                                                    : tryOnce(invocation, **session, options);
   if (!acquired.guard) return acquired.exit_code;
@@ -130,7 +138,9 @@ int runLock(const Invocation& invocation) {
            absl::StrCat("lock ", name, " ", toString(guard.state()), " (", guard.reason(), ")", then));
   };
   // Closing the session releases what may be left of a lost lock in one call,
-  // and skips the daemon if it has gone silent.
+  // and skips the daemon if it has gone silent. Only losses from here on
+  // count against CMD, which has not run yet.
+  was_not_held.store(false);
   if (!guard.held()) {
     reportLost("");
     (*session)->close().IgnoreError();
@@ -145,8 +155,16 @@ int runLock(const Invocation& invocation) {
   }
   // The guard's destructor releases the lock after CMD has exited.
   for (;;) {
-    if (std::optional<int> code = child->poll()) return *code;
-    if (!guard.held()) {
+    const std::optional<int> code = child->poll();
+    // Checked after poll(): a loss before CMD exited shows by now.
+    if (!guard.held()) was_not_held.store(true);
+    if (was_not_held.load() && code) {
+      reportLost(absl::StrCat(": CMD (pid ", child->pid(), ") exited meanwhile"));
+      (*session)->close().IgnoreError();
+      return kExitLockLost;
+    }
+    if (code) return *code;
+    if (was_not_held.load()) {
       reportLost(absl::StrCat(": stopping CMD (pid ", child->pid(), ")"));
       child->stop(**waiter, *grace);
       (*session)->close().IgnoreError();

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -213,15 +214,21 @@ std::optional<int> Child::poll() {
 
 Child::Stopped Child::stop(EventWaiter& waiter, absl::Duration grace, int cause_signal) {
   Stopped result{0, cause_signal};
-  if (!poll()) ::kill(-pid_, SIGTERM);
+  const bool terminated = !poll();
+  if (terminated) ::kill(-pid_, SIGTERM);
   std::optional<Clock::time_point> kill_at = Clock::now() + absl::ToChronoNanoseconds(grace);
   for (;;) {
+    std::optional<Clock::time_point> wake = kill_at;
     if (std::optional<int> code = poll()) {
       result.exit_code = *code;
-      return result;
+      // Other members of its group that got the SIGTERM must end too. Their
+      // exit is not reported to us: look again every 20 ms, and SIGKILL
+      // whatever is left at the deadline.
+      if (!terminated || !kill_at || ::kill(-pid_, 0) != 0) return result;
+      wake = std::min(*kill_at, Clock::now() + std::chrono::milliseconds(20));
     }
-    const EventWaiter::Event event = waiter.wait(kill_at);
-    bool kill_now = event.kind == EventWaiter::Event::Kind::kTimeout;
+    const EventWaiter::Event event = waiter.wait(wake);
+    bool kill_now = event.kind == EventWaiter::Event::Kind::kTimeout && kill_at && Clock::now() >= *kill_at;
     if (event.kind == EventWaiter::Event::Kind::kSignal) {
       kill_now = result.interrupted_by != 0;  // the second time, no more patience
       result.interrupted_by = event.signal;

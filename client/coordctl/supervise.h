@@ -77,7 +77,8 @@ class Child {
   std::optional<int> poll();
   // SIGTERM to its process group; SIGKILL after `grace`, or at once on a
   // second termination signal (`cause_signal`, if stopping because of one,
-  // is the first). Returns once it has exited.
+  // is the first). Returns once it has exited and, if other members of its
+  // group outlive it, once they have been sent the SIGKILL.
   Stopped stop(EventWaiter& waiter, absl::Duration grace, int cause_signal = 0);
 
   // The exit code for a start() error: 127 not found, 126 otherwise.

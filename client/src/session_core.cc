@@ -14,6 +14,8 @@ namespace {
 
 bool isGone(const absl::Status& status) { return absl::IsNotFound(status) || absl::IsFailedPrecondition(status); }
 
+constexpr char kSilentReason[] = "answered while coordd is silent on the KeepAlive stream";
+
 }  // namespace
 
 bool isFinal(LockState state) { return state == LockState::kLost || state == LockState::kReleased; }
@@ -164,6 +166,10 @@ void SessionCore::unregisterLock(const LockEntry& entry) {
 void SessionCore::completeLock(LockEntry& entry, int64_t token) {
   bool lost = false;
   {
+    // mu_ is held throughout so that the silence cannot end between reading
+    // silent_ and settling the state: the re-check after it then sees this
+    // entry no longer pending.
+    absl::MutexLock session_lock(&mu_);
     absl::MutexLock lock(&entry.mu);
     entry.token.store(token);
     entry.pending = false;
@@ -173,6 +179,11 @@ void SessionCore::completeLock(LockEntry& entry, int64_t token) {
       setLockState(entry, toLockState(entry.early->state()), entry.early->reason(), unused);
     }
     entry.early.reset();
+    // The daemon is still silent: it may not keep the lock, and nothing
+    // else would suspend it. The re-check after the silence restores it.
+    if (silent_ && entry.state.load() == LockState::kHeld) {
+      setLockState(entry, LockState::kSuspended, kSilentReason, unused);
+    }
     lost = entry.state.load() == LockState::kLost;
   }
   if (lost) unregisterLock(entry);
@@ -268,11 +279,20 @@ void SessionCore::unregisterElection(const ElectionEntry& entry) {
   if (it != candidacies_.end() && it->second.get() == &entry) candidacies_.erase(it);
 }
 
-void SessionCore::applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes) {
+bool SessionCore::applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes) {
+  // As in completeLock: mu_ keeps the silence from ending meanwhile.
+  absl::MutexLock session_lock(&mu_);
   absl::MutexLock lock(&entry.mu);
-  if (entry.version != version) return;
+  if (entry.version != version) return false;
   ++entry.version;
-  setElectionState(entry, answer, notes);
+  if (silent_ && answer.status == ElectionStatus::kPrimary) {
+    // Nothing would suspend it again during this silence; the re-check
+    // after it restores PRIMARY.
+    setElectionState(entry, ElectionState{ElectionStatus::kSuspended, answer.term, kSilentReason}, notes);
+  } else {
+    setElectionState(entry, answer, notes);
+  }
+  return true;
 }
 
 absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string election, std::string value,
@@ -292,10 +312,16 @@ absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string
     unregisterElection(*entry);
     return answer.status();
   }
-  // Events that came during the call are newer than the answer; otherwise
-  // the answer is the first state. The caller sees it: no callbacks.
+  // Without events during the call, the answer is the first state; the
+  // caller sees it: no callbacks.
   Notes unused;
-  applyAnswer(*entry, 0, *answer, unused);
+  if (!applyAnswer(*entry, 0, *answer, unused)) {
+    // Events came during the call. They are matched by name only, so they
+    // may be about an earlier candidacy in this election (resigned just
+    // before): ask the daemon where this one stands. Should that fail, the
+    // events' word stands until the next event or checkStatus().
+    checkStatus(*entry).status().IgnoreError();
+  }
   return entry;
 }
 

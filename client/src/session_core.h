@@ -97,8 +97,9 @@ struct AcquireOutcome {
 // * The re-check after a silence runs on the event thread and delays later
 //   events by its round trips; queued events are applied after it, in order,
 //   so the final state is the daemon's latest word.
-// * A fresh answer to a call (acquire, campaign) counts as hearing from the
-//   daemon: it is applied even during a silence.
+// * A fresh answer to a call (acquire, campaign, status) does not end a
+//   silence: during one, HELD/PRIMARY answers are applied as SUSPENDED, as
+//   nothing would suspend them again, and the re-check after it restores them.
 // * Lock order: mu_ before an entry's mu; callbacks run with no lock held.
 class SessionCore {
  public:
@@ -141,8 +142,8 @@ class SessionCore {
   void completeLock(LockEntry& entry, int64_t token);
   void unregisterElection(const ElectionEntry& entry);
   // Applies a daemon answer requested at `version`, unless an event
-  // overtook it.
-  void applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes);
+  // overtook it (then false).
+  bool applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes);
   absl::Status closeRpc();
   absl::StatusOr<ElectionState> campaignRpc(const ElectionEntry& entry);
   absl::StatusOr<ElectionState> statusRpc(const ElectionEntry& entry);
@@ -156,7 +157,9 @@ class SessionCore {
   void suspendAll(Notes& notes);
   // Check/Status for everything after a silence; false if a call failed.
   bool recheckAll(Notes& notes);
-  void endSession(const grpc::Status& stream_status);
+  // Sets the final states (locks lost, candidacies terminated), then marks
+  // the session ended for `why`; only the first call counts.
+  void endSession(std::string why, Notes& notes);
   void post(Notes notes);
 
   const std::shared_ptr<const Endpoint> endpoint_;

@@ -74,10 +74,18 @@ void SessionCore::eventLoop() {
         case Incoming::Kind::kNotes:
           std::move(item.notes.begin(), item.notes.end(), std::back_inserter(notes));
           break;
-        case Incoming::Kind::kEnd:
+        case Incoming::Kind::kEnd: {
+          const grpc::Status stream_status = stream_->Finish();
+          std::string why;
+          {
+            absl::MutexLock lock(&mu_);
+            why = closing_ ? "closed by client"
+                           : absl::StrCat("KeepAlive stream broke: ", toStatus(*endpoint_, stream_status).ToString());
+          }
+          endSession(std::move(why), notes);
           runNotes(notes);
-          endSession(stream_->Finish());
           return;
+        }
       }
     }
     // Re-check only right after hearing from the daemon: it is answering now.
@@ -106,11 +114,11 @@ void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
     case v1::KeepAliveResponse::kElection:
       onElectionEvent(message.election(), notes);
       break;
-    case v1::KeepAliveResponse::kEnded: {
-      absl::MutexLock lock(&mu_);
-      end_reason_ = message.ended().reason();
+    case v1::KeepAliveResponse::kEnded:
+      // The daemon has ended the session: its locks and candidacies are gone
+      // now, not only once the stream closes.
+      endSession(message.ended().reason().empty() ? "ended by coordd" : message.ended().reason(), notes);
       break;
-    }
     case v1::KeepAliveResponse::KIND_NOT_SET:
       break;
   }
@@ -164,14 +172,18 @@ void SessionCore::suspendAll(Notes& notes) {
     locks = locks_held_;
     candidacies = candidacies_;
   }
+  // Answers requested before the silence are stale after it: bumping the
+  // versions keeps them from undoing the suspension.
   for (auto& [name, entry] : locks) {
     absl::MutexLock lock(&entry->mu);
+    ++entry->version;
     if (!entry->pending && entry->state.load() == LockState::kHeld) {
       setLockState(*entry, LockState::kSuspended, reason, notes);
     }
   }
   for (auto& [name, entry] : candidacies) {
     absl::MutexLock lock(&entry->mu);
+    ++entry->version;
     if (entry->status.load() == ElectionStatus::kPrimary) {
       setElectionState(*entry, ElectionState{ElectionStatus::kSuspended, entry->term.load(), reason}, notes);
     }
@@ -235,35 +247,28 @@ bool SessionCore::recheckAll(Notes& notes) {
   return true;
 }
 
-void SessionCore::endSession(const grpc::Status& stream_status) {
-  std::string reason;
-  std::map<std::string, std::shared_ptr<LockEntry>> locks;
-  std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
-  {
-    absl::MutexLock lock(&mu_);
-    if (end_reason_.empty()) {
-      end_reason_ = closing_ ? "closed by client"
-                             : absl::StrCat("KeepAlive stream broke: ", toStatus(*endpoint_, stream_status).ToString());
-    }
-    reason = absl::StrCat("session ended: ", end_reason_);
-    locks.swap(locks_held_);
-    candidacies.swap(candidacies_);
-    ended_.store(true);
-  }
-  Notes notes;
-  for (auto& [name, entry] : locks) {
-    absl::MutexLock lock(&entry->mu);
+void SessionCore::endSession(std::string why, Notes& notes) {
+  // mu_ is held throughout so that nothing is registered meanwhile, and the
+  // final states are set before ended_ publishes the end.
+  absl::MutexLock lock(&mu_);
+  if (ended_.load()) return;
+  end_reason_ = std::move(why);
+  const std::string reason = absl::StrCat("session ended: ", end_reason_);
+  for (auto& [name, entry] : locks_held_) {
+    absl::MutexLock entry_lock(&entry->mu);
     setLockState(*entry, LockState::kLost, reason, notes);
   }
-  for (auto& [name, entry] : candidacies) {
-    absl::MutexLock lock(&entry->mu);
+  for (auto& [name, entry] : candidacies_) {
+    absl::MutexLock entry_lock(&entry->mu);
     setElectionState(*entry, ElectionState{ElectionStatus::kTerminated, entry->term.load(), reason}, notes);
     entry->closed = true;
   }
+  locks_held_.clear();
+  candidacies_.clear();
+  ended_.store(true);
   if (options_.on_ended) {
-    notes.push_back([callback = options_.on_ended, why = endReason()] { callback(why); });
+    notes.push_back([callback = options_.on_ended, why = end_reason_] { callback(why); });
   }
-  runNotes(notes);
 }
 
 }  // namespace coordd::detail
