@@ -27,7 +27,6 @@ class ZooKeeper {
   // "leader", "follower" or "standalone"; empty when not serving.
   std::string mode() const;
   std::string address() const;
-  int port() const { return client_port_; }
 
   // "127.0.0.1:p1,127.0.0.1:p2/chroot"
   static std::string connectString(const std::vector<std::unique_ptr<ZooKeeper>>& servers, const std::string& chroot);
