@@ -10,19 +10,12 @@
 #include "coordd/client.h"
 #include "coordd/v1/coordd.grpc.pb.h"
 #include "harness.h"
+#include "open_session.h"
 
 using namespace coordd::e2e;
 namespace v1 = coordd::v1;
 
 namespace {
-
-std::unique_ptr<coordd::Session> open(coordd::Client& client, const std::string& owner) {
-  coordd::SessionOptions options;
-  options.owner = owner;
-  auto session = client.openSession(options);
-  REQUIRE(session.ok());
-  return std::move(*session);
-}
 
 std::shared_ptr<grpc::Channel> channel(const Daemon& daemon) {
   return grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());

@@ -8,27 +8,15 @@
 #include "coordd/client.h"
 #include "coordd/primary_loop.h"
 #include "harness.h"
+#include "open_session.h"
 
 using namespace coordd::e2e;
-
-namespace {
-
-std::unique_ptr<coordd::Session> open(coordd::Client& client, const std::string& owner) {
-  coordd::SessionOptions options;
-  options.owner = owner;
-  options.ttl = absl::Seconds(3);
-  auto session = client.openSession(options);
-  REQUIRE(session.ok());
-  return std::move(*session);
-}
-
-}  // namespace
 
 TEST_CASE("library: tryLock guard / holder record / release on destruction", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
-  auto a = open(*client, "alpha");
-  auto b = open(*client, "beta");
+  auto a = open(*client, "alpha", absl::Seconds(3));
+  auto b = open(*client, "beta", absl::Seconds(3));
   int64_t token = 0;
   {
     auto got = a->tryLock("job");
@@ -51,7 +39,7 @@ TEST_CASE("library: tryLock guard / holder record / release on destruction", "[e
 TEST_CASE("library: held() turns false when an admin force-releases the lock", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
-  auto a = open(*client, "alpha");
+  auto a = open(*client, "alpha", absl::Seconds(3));
   auto got = a->tryLock("job");
   REQUIRE(got.ok());
   REQUIRE(got->acquired());
@@ -63,8 +51,8 @@ TEST_CASE("library: held() turns false when an admin force-releases the lock", "
 TEST_CASE("library: election handles follow primaryship - the change callback fires", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
-  auto a = open(*client, "alpha");
-  auto b = open(*client, "beta");
+  auto a = open(*client, "alpha", absl::Seconds(3));
+  auto b = open(*client, "beta", absl::Seconds(3));
   auto first = a->campaign("svc", "a:1");
   REQUIRE(first.ok());
   CHECK((*first)->isPrimary());
@@ -105,7 +93,7 @@ TEST_CASE("library: observe streams leader changes", "[e2e][library]") {
     return seen;
   };
   REQUIRE(eventually([&] { return snapshot().size() == 1; }));
-  auto a = open(*client, "alpha");
+  auto a = open(*client, "alpha", absl::Seconds(3));
   auto election = a->campaign("svc", "a:1");
   REQUIRE(election.ok());
   REQUIRE(eventually([&] { return snapshot().size() == 2; }));
@@ -117,8 +105,8 @@ TEST_CASE("library: observe streams leader changes", "[e2e][library]") {
 TEST_CASE("library: the primary loop runs only while primary and hands over every N runs", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();
-  auto a = open(*client, "alpha");
-  auto b = open(*client, "beta");
+  auto a = open(*client, "alpha", absl::Seconds(3));
+  auto b = open(*client, "beta", absl::Seconds(3));
   std::mutex mu;
   std::vector<std::pair<std::string, int64_t>> runs;  // who, term
   std::atomic<bool> stop{false};

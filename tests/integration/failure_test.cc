@@ -20,6 +20,14 @@ struct StateLog {
     std::lock_guard<std::mutex> lock(mu);
     return states;
   }
+  // Options that record every state of a lock here.
+  coordd::LockOptions lockOptions() {
+    coordd::LockOptions options;
+    options.on_change = [this](coordd::LockState state, absl::string_view) {
+      add(std::string(coordd::toString(state)));
+    };
+    return options;
+  }
   bool saw(const std::string& state) {
     auto s = snapshot();
     return std::find(s.begin(), s.end(), state) != s.end();
@@ -37,11 +45,7 @@ TEST_CASE("ZooKeeper restart within the session timeout - SUSPENDED then RESTORE
   std::unique_ptr<coordd::Client> client;
   auto session = openSession(*daemon, client, "survivor");
   StateLog lock_states, election_states;
-  coordd::LockOptions lock_options;
-  lock_options.on_change = [&](coordd::LockState state, absl::string_view) {
-    lock_states.add(std::string(coordd::toString(state)));
-  };
-  auto got = session->tryLock("job", lock_options);
+  auto got = session->tryLock("job", lock_states.lockOptions());
   REQUIRE(got.ok());
   REQUIRE(got->acquired());
   const int64_t token = got->guard->token();
@@ -121,11 +125,7 @@ TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and prim
   std::unique_ptr<coordd::Client> client;
   auto session = openSession(*daemon, client, "steady");
   StateLog lock_states;
-  coordd::LockOptions lock_options;
-  lock_options.on_change = [&](coordd::LockState state, absl::string_view) {
-    lock_states.add(std::string(coordd::toString(state)));
-  };
-  auto got = session->tryLock("job", lock_options);
+  auto got = session->tryLock("job", lock_states.lockOptions());
   REQUIRE(got.ok());
   REQUIRE(got->acquired());
   auto election = session->campaign("svc", "");
