@@ -73,10 +73,16 @@ int64_t LockGuard::token() const { return entry_ ? entry_->token.load() : 0; }
 
 bool LockGuard::held() const { return state() == LockState::kHeld; }
 
-LockState LockGuard::state() const { return entry_ ? entry_->state.load() : LockState::kReleased; }
+LockState LockGuard::state() const {
+  if (!entry_) return LockState::kReleased;
+  const LockState state = entry_->state.load();
+  // The lease ran out before the event thread could say so.
+  return state == LockState::kHeld && !core_->leased() ? LockState::kSuspended : state;
+}
 
 std::string LockGuard::reason() const {
   if (!entry_) return {};
+  if (state() == LockState::kSuspended && entry_->state.load() == LockState::kHeld) return detail::kLeaseExpired;
   absl::MutexLock lock(&entry_->mu);
   return entry_->reason;
 }
@@ -96,11 +102,20 @@ bool Election::isPrimary() const { return status() == ElectionStatus::kPrimary; 
 
 int64_t Election::term() const { return entry_->term.load(); }
 
-ElectionStatus Election::status() const { return entry_->status.load(); }
+ElectionStatus Election::status() const {
+  const ElectionStatus status = entry_->status.load();
+  // The lease ran out before the event thread could say so.
+  return status == ElectionStatus::kPrimary && !core_->leased() ? ElectionStatus::kSuspended : status;
+}
 
 ElectionState Election::state() const {
   absl::MutexLock lock(&entry_->mu);
-  return ElectionState{entry_->status.load(), entry_->term.load(), entry_->reason};
+  ElectionState state{entry_->status.load(), entry_->term.load(), entry_->reason};
+  if (state.status == ElectionStatus::kPrimary && !core_->leased()) {
+    state.status = ElectionStatus::kSuspended;
+    state.reason = detail::kLeaseExpired;
+  }
+  return state;
 }
 
 absl::StatusOr<ElectionState> Election::checkStatus() { return core_->checkStatus(*entry_); }

@@ -14,7 +14,7 @@ namespace {
 
 bool isGone(const absl::Status& status) { return absl::IsNotFound(status) || absl::IsFailedPrecondition(status); }
 
-constexpr char kSilentReason[] = "answered while coordd is silent on the KeepAlive stream";
+constexpr char kSilentReason[] = "answered while the lease from coordd has run out";
 
 }  // namespace
 
@@ -70,19 +70,20 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
 
   core->id_ = response.session_id();
   core->node_id_ = response.node_id();
-  // Guard against a daemon that reports zeros: that would spin or suspend at once.
+  // Guard against a daemon that reports zeros: that would spin.
   const absl::Duration ttl = response.ttl_ms() > 0 ? absl::Milliseconds(response.ttl_ms()) : core->options_.ttl;
-  core->ping_interval_ = std::max(ttl / 3, absl::Milliseconds(100));
+  const absl::Duration window =
+      response.keepalive_window_ms() > 0 ? absl::Milliseconds(response.keepalive_window_ms()) : ttl;
+  core->ping_interval_ = std::max(window / 3, absl::Milliseconds(100));
   {
     absl::MutexLock lock(&core->mu_);
-    core->window_ = response.keepalive_window_ms() > 0 ? absl::Milliseconds(response.keepalive_window_ms()) : ttl;
-    core->last_heard_ = Clock::now();
+    core->window_ = window;
   }
 
   core->stream_ = core->sessions_->KeepAlive(&core->stream_context_);
   v1::KeepAliveRequest first;
   first.set_session_id(core->id_);
-  if (!core->stream_->Write(first)) {
+  if (!core->sendPing(std::move(first))) {
     const absl::Status broken = toStatus(*core->endpoint_, core->stream_->Finish());
     // The session exists without a stream: end it now rather than after its ttl.
     core->closeRpc().IgnoreError();
@@ -90,6 +91,10 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
   }
   core->reader_ = std::thread([raw = core.get()] { raw->readLoop(); });
   core->events_ = std::thread([raw = core.get()] { raw->eventLoop(); });
+  // The daemon answers the first ping at once: with its lease, a lock taken
+  // right away reads HELD. Without an answer the session starts suspended.
+  absl::MutexLock lock(&core->mu_);
+  core->mu_.AwaitWithTimeout(absl::Condition(core.get(), &SessionCore::started), kCallTimeout);
   return core;
 }
 

@@ -69,6 +69,9 @@ struct ElectionEntry {
   uint64_t version ABSL_GUARDED_BY(mu) = 0;  // as in LockEntry
 };
 
+// Why HELD/PRIMARY reads as SUSPENDED once the lease has run out.
+inline constexpr char kLeaseExpired[] = "lease expired: coordd has not renewed it in time";
+
 bool isFinal(LockState state);
 // Sets a lock's state unless it is final; a change queues its callback.
 void setLockState(LockEntry& entry, LockState state, std::string reason, Notes& notes)
@@ -89,9 +92,15 @@ struct AcquireOutcome {
 // (session_events.cc). Shared by Session, LockGuard and Election.
 //
 // NOTE: simplifying assumptions.
+// * The lease: every ping carries an id and the daemon echoes the latest in
+//   its heartbeats with a lease; the lease runs from when that ping was sent,
+//   so a late or stale heartbeat can only shorten it. HELD and PRIMARY read
+//   as SUSPENDED once it has run out, whether or not the event thread has run
+//   since (the accessors compare the clock themselves).
 // * Two threads per session: the reader only reads the KeepAlive stream; the
 //   event thread pings, runs the watchdog, applies events, re-checks after a
 //   silence and runs every callback, so callbacks never run concurrently.
+//   A silence is the lease running out; it ends when a heartbeat renews it.
 //   State changed by a caller's round trip (checkStatus, rejoin) has its
 //   callbacks posted to the event thread.
 // * The re-check after a silence runs on the event thread and delays later
@@ -112,6 +121,8 @@ class SessionCore {
   const std::string& nodeId() const { return node_id_; }
   absl::Duration window() const;
   bool ended() const { return ended_.load(); }
+  // The lease has not run out: HELD and PRIMARY may be acted on. Lock-free.
+  bool leased() const { return Clock::now().time_since_epoch().count() < lease_until_.load(); }
   std::string endReason() const;
   absl::Status close();
 
@@ -152,6 +163,10 @@ class SessionCore {
   void readLoop();
   void eventLoop();
   void handle(const v1::KeepAliveResponse& message, Notes& notes);
+  bool started() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return first_heartbeat_ || ended_.load(); }
+  // Sends a ping with the next id, noting when.
+  bool sendPing(v1::KeepAliveRequest request);
+  void onHeartbeat(const v1::Heartbeat& heartbeat);
   void onLockEvent(const v1::LockEvent& event, Notes& notes);
   void onElectionEvent(const v1::ElectionEvent& event, Notes& notes);
   void suspendAll(Notes& notes);
@@ -176,15 +191,20 @@ class SessionCore {
   std::thread reader_;
   std::thread events_;
   std::atomic<bool> ended_{false};
-  bool resync_needed_ = false;  // event thread only
+  // Event thread only (and open(), before it starts).
+  bool resync_needed_ = false;
+  uint64_t next_ping_id_ = 1;
+  std::deque<std::pair<uint64_t, Clock::time_point>> pings_sent_;  // recent ones, oldest first
+  // steady_clock ticks; 0 until the first heartbeat.
+  std::atomic<Clock::rep> lease_until_{0};
 
   mutable absl::Mutex mu_;
   absl::CondVar wake_;
   std::deque<Incoming> incoming_ ABSL_GUARDED_BY(mu_);
-  Clock::time_point last_heard_ ABSL_GUARDED_BY(mu_);
   absl::Duration window_ ABSL_GUARDED_BY(mu_);
-  // Nothing heard for 2W/3: held locks and primaryships are suspended.
+  // The lease ran out: held locks and primaryships are suspended.
   bool silent_ ABSL_GUARDED_BY(mu_) = false;
+  bool first_heartbeat_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::string end_reason_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<LockEntry>> locks_held_ ABSL_GUARDED_BY(mu_);

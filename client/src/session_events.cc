@@ -5,17 +5,44 @@
 #include "absl/strings/str_cat.h"
 #include "session_core.h"
 
-// The KeepAlive stream of a session: pings, the watchdog, and applying the
-// daemon's events.
+// The KeepAlive stream of a session: pings, the lease and its watchdog, and
+// applying the daemon's events.
 
 namespace coordd::detail {
+namespace {
+
+// Heartbeats echo the latest ping; older ones are forgotten.
+constexpr size_t kRememberPings = 16;
+
+}  // namespace
+
+bool SessionCore::sendPing(v1::KeepAliveRequest request) {
+  const uint64_t id = next_ping_id_++;
+  request.set_ping_id(id);
+  // Noted before sending: the lease then runs from no later than the
+  // daemon's receipt.
+  pings_sent_.emplace_back(id, Clock::now());
+  if (pings_sent_.size() > kRememberPings) pings_sent_.pop_front();
+  return stream_->Write(request);
+}
+
+void SessionCore::onHeartbeat(const v1::Heartbeat& heartbeat) {
+  absl::MutexLock lock(&mu_);
+  if (heartbeat.keepalive_window_ms() > 0) window_ = absl::Milliseconds(heartbeat.keepalive_window_ms());
+  first_heartbeat_ = true;
+  if (heartbeat.lease_ms() <= 0) return;
+  auto sent = std::find_if(pings_sent_.begin(), pings_sent_.end(),
+                           [&](const auto& ping) { return ping.first == heartbeat.ping_id(); });
+  if (sent == pings_sent_.end()) return;
+  const Clock::rep until = (sent->second + std::chrono::milliseconds(heartbeat.lease_ms())).time_since_epoch().count();
+  if (until > lease_until_.load()) lease_until_.store(until);
+}
 
 void SessionCore::readLoop() {
   for (;;) {
     Incoming item{Incoming::Kind::kMessage, {}, {}};
     if (!stream_->Read(&item.message)) break;
     absl::MutexLock lock(&mu_);
-    last_heard_ = Clock::now();
     incoming_.push_back(std::move(item));
     wake_.Signal();
   }
@@ -38,14 +65,13 @@ void SessionCore::eventLoop() {
   for (;;) {
     std::deque<Incoming> batch;
     bool went_silent = false;
-    bool heard = false;
     {
       absl::MutexLock lock(&mu_);
       while (incoming_.empty()) {
         const Clock::time_point now = Clock::now();
         Clock::time_point wake_at = next_ping;
         if (!silent_) {
-          const Clock::time_point silent_at = last_heard_ + absl::ToChronoNanoseconds(window_ * 2 / 3);
+          const Clock::time_point silent_at{Clock::duration(lease_until_.load())};
           if (now >= silent_at) {
             silent_ = went_silent = true;
             break;
@@ -56,12 +82,6 @@ void SessionCore::eventLoop() {
         wake_.WaitWithTimeout(&mu_, absl::FromChrono(wake_at - now));
       }
       batch.swap(incoming_);
-      heard = std::any_of(batch.begin(), batch.end(),
-                          [](const Incoming& item) { return item.kind == Incoming::Kind::kMessage; });
-      if (heard && silent_) {
-        silent_ = false;
-        resync_needed_ = true;
-      }
     }
 
     Notes notes;
@@ -88,13 +108,25 @@ void SessionCore::eventLoop() {
         }
       }
     }
-    // Re-check only right after hearing from the daemon: it is answering now.
-    if (resync_needed_ && heard) resync_needed_ = !recheckAll(notes);
+    // A renewed lease ends the silence; re-check only right after a renewal:
+    // the daemon is answering now.
+    bool renewed = false;
+    {
+      absl::MutexLock lock(&mu_);
+      renewed = leased() && std::any_of(batch.begin(), batch.end(), [](const Incoming& item) {
+                  return item.kind == Incoming::Kind::kMessage && item.message.has_heartbeat();
+                });
+      if (renewed && silent_) {
+        silent_ = false;
+        resync_needed_ = true;
+      }
+    }
+    if (resync_needed_ && renewed) resync_needed_ = !recheckAll(notes);
     runNotes(notes);
 
     if (Clock::now() >= next_ping) {
       // A failed write means the stream broke; the reader reports that.
-      stream_->Write(v1::KeepAliveRequest());
+      sendPing(v1::KeepAliveRequest());
       next_ping = Clock::now() + ping_every;
     }
   }
@@ -103,10 +135,7 @@ void SessionCore::eventLoop() {
 void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
   switch (message.kind_case()) {
     case v1::KeepAliveResponse::kHeartbeat:
-      if (message.heartbeat().keepalive_window_ms() > 0) {
-        absl::MutexLock lock(&mu_);
-        window_ = absl::Milliseconds(message.heartbeat().keepalive_window_ms());
-      }
+      onHeartbeat(message.heartbeat());
       break;
     case v1::KeepAliveResponse::kLock:
       onLockEvent(message.lock(), notes);
@@ -162,13 +191,11 @@ void SessionCore::onElectionEvent(const v1::ElectionEvent& event, Notes& notes) 
 }
 
 void SessionCore::suspendAll(Notes& notes) {
-  std::string reason;
+  const std::string reason = kLeaseExpired;
   std::map<std::string, std::shared_ptr<LockEntry>> locks;
   std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
   {
     absl::MutexLock lock(&mu_);
-    reason = absl::StrCat("no message from coordd for ",
-                          absl::FormatDuration(absl::Trunc(window_ * 2 / 3, absl::Milliseconds(1))));
     locks = locks_held_;
     candidacies = candidacies_;
   }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -130,6 +131,12 @@ class Backend {
   virtual void stop() = 0;
 
   virtual BackendInfo info() const = 0;
+
+  // Until when the coordinator is known to keep this daemon's session, and
+  // so everything held through it: nobody else can be granted one of our
+  // locks or primaryships before then. steady_clock; time_point::max() when
+  // nothing outside this process can end the session. Thread-safe, cheap.
+  virtual std::chrono::steady_clock::time_point leaseDeadline() const = 0;
 
   // --- Locks ---------------------------------------------------------------
 

@@ -184,7 +184,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   return info;
 }
 
-absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink) {
+absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink, uint64_t ping_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto session = findSession(session_id);
   if (!session.ok()) return session.status();
@@ -192,19 +192,40 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   if (s.sink) return absl::AlreadyExistsError("session_id: a KeepAlive stream is already open for this session");
   s.sink = std::move(sink);
   s.last_ping = Clock::now();
-  Event hello;
-  hello.link = link_;
-  hello.window = s.window;
-  send(s, hello);
+  s.last_ping_id = ping_id;
+  send(s, heartbeat(s));
   return absl::OkStatus();
 }
 
-absl::Status Core::ping(const std::string& session_id) {
+absl::Status Core::ping(const std::string& session_id, uint64_t ping_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto session = findSession(session_id);
   if (!session.ok()) return session.status();
-  (*session)->last_ping = Clock::now();
+  Session& s = **session;
+  s.last_ping = Clock::now();
+  s.last_ping_id = ping_id;
+  if (s.sink) send(s, heartbeat(s));
   return absl::OkStatus();
+}
+
+bool Core::linkSure() const {
+  return link_ == backend::LinkState::kConnected && Clock::now() < backend_.leaseDeadline();
+}
+
+Event Core::heartbeat(const Session& session) const {
+  Event event;
+  event.link = link_;
+  event.window = session.window;
+  event.ping_id = session.last_ping_id;
+  if (linkSure()) {
+    // The session ends no sooner than ttl after the ping, and nothing held
+    // goes elsewhere before the coordinator's deadline; measured from the
+    // ping's arrival, which the client's sending precedes.
+    const Clock::time_point until = std::min(session.last_ping + session.ttl, backend_.leaseDeadline());
+    event.lease = std::max(std::chrono::milliseconds(0),
+                           std::chrono::duration_cast<std::chrono::milliseconds>(until - session.last_ping));
+  }
+  return event;
 }
 
 void Core::detachStream(const std::string& session_id, const EventSink* sink) {
@@ -469,10 +490,7 @@ void Core::sweep(Deferred& deferred) {
     if (now - session.last_ping > session.ttl) {
       expired.push_back(id);
     } else if (session.sink && now - session.last_sent >= session.window / 3) {
-      Event heartbeat;
-      heartbeat.link = link_;
-      heartbeat.window = session.window;
-      send(session, heartbeat);
+      send(session, heartbeat(session));
     }
   }
   for (const auto& id : expired) {

@@ -59,8 +59,10 @@ class Core : private backend::Listener {
   absl::StatusOr<SessionInfo> openSession(const std::string& owner, std::chrono::milliseconds ttl,
                                           const std::map<std::string, std::string>& attributes);
   // Binds the KeepAlive stream; at most one per session.
-  absl::Status attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink);
-  absl::Status ping(const std::string& session_id);
+  // `ping_id` (from the first request) is echoed in the first heartbeat.
+  absl::Status attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink, uint64_t ping_id = 0);
+  // Renews the session and answers at once with a heartbeat echoing `ping_id`.
+  absl::Status ping(const std::string& session_id, uint64_t ping_id = 0);
   // The stream ended. If it is still the session's stream, the session ends:
   // a broken stream means the client process is gone.
   void detachStream(const std::string& session_id, const EventSink* sink);
@@ -116,6 +118,7 @@ class Core : private backend::Listener {
     std::chrono::milliseconds ttl{0};
     std::chrono::milliseconds window{0};
     Clock::time_point last_ping;
+    uint64_t last_ping_id = 0;
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
     std::map<std::string, HeldLock> locks;
@@ -168,6 +171,12 @@ class Core : private backend::Listener {
   void sendElection(Session& session, const std::string& election, const Candidacy& candidacy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ElectionStatus statusOf(const Candidacy& candidacy) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The link is CONNECTED and the coordinator has confirmed the session
+  // recently enough that nothing held can have been granted elsewhere. False
+  // at once after this process was frozen, before the backend notices.
+  bool linkSure() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A heartbeat for `session` carrying its lease (see Heartbeat.lease_ms).
+  Event heartbeat(const Session& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Ends a session: its holds are deleted in the coordinator; `done` runs
   // once all of those deletes have completed.

@@ -12,7 +12,7 @@ ElectionStatus Core::statusOf(const Candidacy& candidacy) const {
   if (candidacy.terminated) return ElectionStatus{CandidateStatus::kTerminated, 0, candidacy.reason};
   if (candidacy.registering) return ElectionStatus{CandidateStatus::kSecondary, 0, ""};
   int64_t term = candidacy.primary ? candidacy.term : 0;
-  if (candidacy.suspended || link_ != backend::LinkState::kConnected) {
+  if (candidacy.suspended || !linkSure()) {
     return ElectionStatus{CandidateStatus::kSuspended, term, "coordinator link in doubt"};
   }
   return ElectionStatus{candidacy.primary ? CandidateStatus::kPrimary : CandidateStatus::kSecondary, term, ""};

@@ -184,7 +184,7 @@ absl::StatusOr<CheckResult> Core::check(const std::string& session_id, const std
   if (!session.ok()) return session.status();
   auto held = (*session)->locks.find(name);
   if (held == (*session)->locks.end()) return CheckResult{LockState::kNotHeld, 0};
-  bool in_doubt = held->second.suspended || link_ != backend::LinkState::kConnected;
+  bool in_doubt = held->second.suspended || !linkSure();
   return CheckResult{in_doubt ? LockState::kSuspended : LockState::kHeld, held->second.token};
 }
 

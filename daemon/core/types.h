@@ -31,6 +31,8 @@ struct Event {
   std::string reason;
   backend::LinkState link = backend::LinkState::kConnected;
   std::chrono::milliseconds window{0};  // W, in heartbeats
+  uint64_t ping_id = 0;                 // heartbeats: the latest ping received
+  std::chrono::milliseconds lease{0};   // heartbeats: valid this long after sending ping_id
 };
 
 // Where a session's events go: the KeepAlive stream.

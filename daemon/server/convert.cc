@@ -82,6 +82,8 @@ void toProto(const core::Event& event, v1::KeepAliveResponse* out) {
       auto* heartbeat = out->mutable_heartbeat();
       heartbeat->set_link(toProto(event.link));
       heartbeat->set_keepalive_window_ms(event.window.count());
+      heartbeat->set_ping_id(event.ping_id);
+      heartbeat->set_lease_ms(event.lease.count());
       break;
     }
     case core::Event::Kind::kLock: {

@@ -46,12 +46,12 @@ class KeepAliveReactor final : public KeepAliveReactorBase {
     }
     absl::Status status;
     if (session_id_.empty()) {
-      status = core_.attachStream(request_.session_id(), sink_);
+      status = core_.attachStream(request_.session_id(), sink_, request_.ping_id());
       if (status.ok()) session_id_ = request_.session_id();
     } else if (!request_.session_id().empty() && request_.session_id() != session_id_) {
       status = absl::InvalidArgumentError("session_id: differs from the session this stream keeps alive");
     } else {
-      status = core_.ping(session_id_);
+      status = core_.ping(session_id_, request_.ping_id());
     }
     if (!status.ok()) {
       sink_->writer().abort(toGrpc(status));

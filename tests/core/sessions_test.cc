@@ -66,6 +66,30 @@ TEST_CASE("the daemon sends heartbeats at least every W/3", "[sessions]") {
   }
 }
 
+TEST_CASE("every ping is answered at once with a heartbeat echoing it with the lease - no lease while suspended",
+          "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("leased", 3000ms);
+  auto echo = [&](uint64_t ping_id) {
+    return a.events->waitFor(
+        [&](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat && e.ping_id == ping_id; }, 200ms);
+  };
+  REQUIRE(d.core.ping(a.id, 7).ok());
+  auto heartbeat = echo(7);
+  REQUIRE(heartbeat);
+  // Nothing outside the process can end the embedded coordinator's session:
+  // the ttl alone bounds the lease.
+  CHECK(heartbeat->lease == 3000ms);
+
+  d.backend.suspend();
+  d.waitLink(backend::LinkState::kSuspended);
+  REQUIRE(d.core.ping(a.id, 8).ok());
+  heartbeat = echo(8);
+  REQUIRE(heartbeat);
+  CHECK(heartbeat->link == backend::LinkState::kSuspended);
+  CHECK(heartbeat->lease == 0ms);
+}
+
 TEST_CASE("one KeepAlive stream per session", "[sessions]") {
   Daemon d(newStore());
   auto a = d.open();

@@ -1,8 +1,10 @@
 // ZooKeeper failures seen through coordd: restarts, outages, ensemble members.
 #include <signal.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <mutex>
+#include <thread>
 
 #include "cluster.h"
 
@@ -116,6 +118,68 @@ TEST_CASE(
   REQUIRE(again.ok());
   REQUIRE(again->acquired());
   CHECK(again->guard->token() > got->guard->token());
+}
+
+TEST_CASE(
+    "a daemon frozen past the session timeout - its client reads SUSPENDED before another daemon grants the lock - "
+    "LOST after it resumes and never HELD in between",
+    "[zookeeper][failure]") {
+  ZooKeeper zk;
+  auto frozen = zkDaemon(zk.address() + "/replicante", "2s");
+  auto other = zkDaemon(zk.address() + "/replicante", "2s");
+  std::unique_ptr<coordd::Client> client_a, client_b;
+  auto a = openSession(*frozen, client_a, "frozen-side");
+  auto b = openSession(*other, client_b, "other-side");
+  auto got = a->tryLock("job");
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  coordd::LockGuard& guard = *got->guard;
+
+  // What the application on a's side would see, checked every millisecond.
+  std::atomic<int64_t> stopped_reading_held{0};
+  std::atomic<bool> held_again{false};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      const bool held = guard.held();
+      if (!held && stopped_reading_held == 0) stopped_reading_held = monotonicMicros();
+      if (held && stopped_reading_held != 0) held_again = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  struct StopWatcher {
+    std::atomic<bool>& done;
+    std::thread& thread;
+    ~StopWatcher() {
+      done = true;
+      thread.join();
+    }
+  } stop_watcher{done, watcher};
+  std::atomic<int64_t> granted_at{0};
+  int64_t b_token = 0;
+  std::thread waiter([&] {
+    auto lock = b->lock("job", absl::Seconds(20));
+    granted_at = monotonicMicros();
+    if (lock.ok()) b_token = lock->token();
+  });
+
+  const int64_t frozen_at = monotonicMicros();
+  frozen->process().signal(SIGSTOP);
+  waiter.join();
+  REQUIRE(granted_at != 0);
+  REQUIRE(b_token > guard.token());
+  const int64_t suspended_at = stopped_reading_held;
+  REQUIRE(suspended_at != 0);
+  std::printf(
+      "[measure] frozen daemon: its client read SUSPENDED %.1f ms after the freeze; the lock went to the other "
+      "daemon %.1f ms after the freeze (margin %.1f ms)\n",
+      static_cast<double>(suspended_at - frozen_at) / 1000.0, static_cast<double>(granted_at - frozen_at) / 1000.0,
+      static_cast<double>(granted_at - suspended_at) / 1000.0);
+  CHECK(suspended_at < granted_at);
+
+  frozen->process().signal(SIGCONT);
+  REQUIRE(eventually([&] { return guard.state() == coordd::LockState::kLost; }, 10s));
+  CHECK_FALSE(held_again);
 }
 
 TEST_CASE("3-node ensemble - kill -9 the leader then a follower - locks and primaries survive",

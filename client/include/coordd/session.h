@@ -53,9 +53,14 @@ struct TryLockResult {
 // threads: one reads, one pings and dispatches events), and ends — releasing
 // everything — when closed, destroyed, or when the daemon goes away.
 //
-// If nothing at all arrives from the daemon for 2/3 of the keepalive window,
-// every held lock and primaryship is reported kSuspended (callbacks fire);
-// once messages arrive again, the daemon's Check/Status answers restore them.
+// The session holds a lease from the daemon, renewed by every answered ping:
+// the daemon vouches for it only as long as its coordinator session is sure
+// to last, so nobody else can be granted what this session holds before the
+// lease runs out, even if the daemon hangs. Once it runs out, every held
+// lock and primaryship reads kSuspended at once (held() and isPrimary()
+// compare the clock themselves) and callbacks fire; once the lease is
+// renewed, the daemon's Check/Status answers restore them. Acting safely
+// across a pause of this process still needs the fencing token.
 //
 // All methods are thread-safe, except that close() and the destructor must
 // not be called from a callback.
@@ -69,7 +74,7 @@ class Session {
   const std::string& id() const;
   // Id of the daemon serving this session.
   const std::string& nodeId() const;
-  // W: the daemon sends at least every W/3; silence for 2W/3 suspends.
+  // W: the session pings and the daemon sends at least every W/3.
   absl::Duration keepaliveWindow() const;
 
   // Non-blocking acquire. OK with either a held guard or the holder's

@@ -33,6 +33,10 @@ BackendInfo MemoryBackend::info() const {
   return BackendInfo{"memory", absl::StrCat(session_.load()), absl::InfiniteDuration(), "in-process"};
 }
 
+std::chrono::steady_clock::time_point MemoryBackend::leaseDeadline() const {
+  return std::chrono::steady_clock::time_point::max();
+}
+
 void MemoryBackend::suspend() {
   executor_.post([this] {
     store_->setSuspended(session_, true);

@@ -33,6 +33,13 @@ void onString(int rc, const char* value, const Stat* stat, const void* data) {
   complete(const_cast<void*>(data), std::move(result));
 }
 
+void onSynced(int rc, const char* value, const void* data) {
+  ZkResult result;
+  result.rc = rc;
+  if (value != nullptr) result.path = value;
+  complete(const_cast<void*>(data), std::move(result));
+}
+
 void onData(int rc, const char* value, int len, const Stat* stat, const void* data) {
   ZkResult result;
   result.rc = rc;
@@ -176,6 +183,12 @@ void ZkClient::children(const std::string& path, Watch watch, Done done) {
 void ZkClient::remove(const std::string& path, int version, Done done) {
   Call* call = newCall(std::move(done));
   int rc = zoo_adelete(zh_, path.c_str(), version, onVoid, call);
+  if (rc != ZOK) failed(call, rc);
+}
+
+void ZkClient::sync(const std::string& path, Done done) {
+  Call* call = newCall(std::move(done));
+  int rc = zoo_async(zh_, path.c_str(), onSynced, call);
   if (rc != ZOK) failed(call, rc);
 }
 

@@ -58,6 +58,9 @@ class ZkClient {
   void exists(const std::string& path, Watch watch, Done done);
   void children(const std::string& path, Watch watch, Done done);
   void remove(const std::string& path, int version, Done done);
+  // Flushes the channel between the server and the leader: its answer means
+  // the ensemble's leader saw this session alive after the call was made.
+  void sync(const std::string& path, Done done);
 
   int64_t sessionId() const;
   int negotiatedTimeoutMs() const;

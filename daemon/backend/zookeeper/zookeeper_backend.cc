@@ -123,6 +123,49 @@ BackendInfo ZookeeperBackend::info() const {
   return info_;
 }
 
+std::chrono::steady_clock::time_point ZookeeperBackend::leaseDeadline() const {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(lease_deadline_ns_.load()));
+}
+
+void ZookeeperBackend::probeLoop(int64_t generation) {
+  if (generation != generation_ || stopped_) return;
+  const auto now = SerialExecutor::Clock::now();
+  if (link_ == Link::kConnected && !lapsed_ && now >= leaseDeadline()) {
+    lapsed_ = true;
+    spdlog::warn(
+        "zookeeper: the session has not been confirmed for {} (this process or the server was stalled); suspended "
+        "until it is",
+        absl::FormatDuration(absl::FromChrono(now - confirmed_sent_)));
+    listener_->onLinkState(LinkState::kSuspended);
+  }
+  probe();
+  executor_.postAt(now + absl::ToChronoNanoseconds(info().session_timeout / 6),
+                   [this, generation] { probeLoop(generation); });
+}
+
+void ZookeeperBackend::probe() {
+  if (!zk_ || link_ != Link::kConnected) return;
+  const int64_t generation = generation_;
+  const auto sent = SerialExecutor::Clock::now();
+  zk_->sync(rootPath(), [this, generation, sent](const ZkResult& r) {
+    if (generation == generation_ && r.rc == ZOK) confirmed(sent);
+  });
+}
+
+void ZookeeperBackend::confirmed(SerialExecutor::Clock::time_point sent) {
+  if (sent <= confirmed_sent_) return;
+  confirmed_sent_ = sent;
+  const auto deadline = sent + absl::ToChronoNanoseconds(info().session_timeout * 2 / 3);
+  lease_deadline_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());
+  if (lapsed_ && link_ == Link::kConnected) {
+    lapsed_ = false;
+    spdlog::info("zookeeper: the session is confirmed again");
+    listener_->onLinkState(LinkState::kReconnected);
+    reconcileUncertain();
+    rearmAll();
+  }
+}
+
 void ZookeeperBackend::onSession(int64_t generation, int state) {
   if (generation != generation_ || !zk_) return;
   if (state == ZOO_CONNECTED_STATE) {
@@ -130,31 +173,47 @@ void ZookeeperBackend::onSession(int64_t generation, int state) {
     if (link_ == Link::kConnecting && !opening_) {
       // A new session: make sure the chroot exists before anyone uses it.
       opening_ = true;
-      ensurePath(layout_.root().empty() ? "/" : layout_.root(), [this, generation](int rc) {
+      ensurePath(rootPath(), [this, generation](int rc) {
         if (generation != generation_) return;
-        opening_ = false;
-        if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) return;  // the next CONNECTED tries again
-        if (rc != ZOK) spdlog::error("zookeeper: cannot create the chroot {}: {}", layout_.root(), zerror(rc));
-        link_ = Link::kConnected;
-        listener_->onLinkState(LinkState::kConnected);
-        createMember();
-        campaignCleaner();
+        if (rc != ZOK && rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) {
+          spdlog::error("zookeeper: cannot create the chroot {}: {}", layout_.root(), zerror(rc));
+        }
+        // The first lease comes before CONNECTED, so that the first holds are
+        // vouched for at once.
+        const auto sent = SerialExecutor::Clock::now();
+        zk_->sync(rootPath(), [this, generation, sent](const ZkResult& r) {
+          if (generation != generation_) return;
+          opening_ = false;
+          if (r.rc == ZCONNECTIONLOSS || r.rc == ZOPERATIONTIMEOUT) return;  // the next CONNECTED tries again
+          if (r.rc == ZOK) confirmed(sent);
+          link_ = Link::kConnected;
+          listener_->onLinkState(LinkState::kConnected);
+          createMember();
+          campaignCleaner();
+          probeLoop(generation);
+        });
       });
     } else if (link_ == Link::kSuspended) {
       link_ = Link::kConnected;
+      lapsed_ = false;
       listener_->onLinkState(LinkState::kReconnected);
       reconcileUncertain();
       rearmAll();
+      probe();
     }
   } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
     if (link_ != Link::kConnected) return;
     link_ = Link::kSuspended;
     int64_t suspension = ++suspensions_;
     listener_->onLinkState(LinkState::kSuspended);
-    // The C client learns of an expiry only when it reconnects; the session
-    // timeout after losing contact, it is gone anyway.
-    executor_.postAt(SerialExecutor::Clock::now() + absl::ToChronoMilliseconds(info().session_timeout),
-                     [this, generation, suspension] {
+    // The C client learns of an expiry only when it reconnects. The server
+    // expires the session a timeout after it last heard from us, which is
+    // about when the last probe was answered: then it is gone anyway.
+    const auto timeout = absl::ToChronoNanoseconds(info().session_timeout);
+    const auto now = SerialExecutor::Clock::now();
+    const auto expiry = confirmed_sent_ == SerialExecutor::Clock::time_point{} ? now + timeout
+                                                                               : std::max(now, confirmed_sent_ + timeout);
+    executor_.postAt(expiry, [this, generation, suspension] {
                        if (generation == generation_ && link_ == Link::kSuspended && suspension == suspensions_) {
                          expire("no contact with ZooKeeper for the session timeout");
                        }
@@ -179,6 +238,9 @@ void ZookeeperBackend::expire(const std::string& why) {
   uncertain_.clear();
   cleaner_term_ = 0;
   opening_ = false;
+  confirmed_sent_ = {};
+  lapsed_ = false;
+  lease_deadline_ns_.store(0);
   zk_.reset();
   for (auto& [id, waiter] : waiters) waiter.done(expired());
   listener_->onLinkState(LinkState::kExpired);

@@ -60,6 +60,7 @@ class ZookeeperBackend : public Backend {
   void start(Listener* listener) override;
   void stop() override;
   BackendInfo info() const override;
+  std::chrono::steady_clock::time_point leaseDeadline() const override;
 
   void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
   void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) override;
@@ -118,12 +119,22 @@ class ZookeeperBackend : public Backend {
   template <typename T>
   void whenConnected(T done, std::function<void()> body);
   absl::Status usable() const;
+  std::string rootPath() const { return layout_.root().empty() ? "/" : layout_.root(); }
   absl::Status expired() const;
 
   void connect();
   void onSession(int64_t generation, int state);
   void expire(const std::string& why);
   void updateInfo();
+  // The lease: a sync probe every sixth of the session timeout; each answer
+  // moves the deadline to when it was sent plus two thirds of the timeout
+  // (the server heard us then, and expires us no sooner than a timeout
+  // later; the last third covers the ensemble relaying that contact). When
+  // the deadline passes with the C client still connected (a hung process or
+  // server), the link is reported SUSPENDED until a probe comes back.
+  void probeLoop(int64_t generation);
+  void probe();
+  void confirmed(SerialExecutor::Clock::time_point sent);
 
   // Creates `path`, creating missing persistent parents first.
   void createWithParents(const std::string& path, const std::string& data, int flags, ZkClient::Done done,
@@ -178,8 +189,11 @@ class ZookeeperBackend : public Backend {
   int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
   int64_t next_round_ = 1;
   bool opening_ = false;  // making the chroot of a new session
+  SerialExecutor::Clock::time_point confirmed_sent_{};  // latest probe answered, this session
+  bool lapsed_ = false;                                 // deadline passed while connected
 
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> lease_deadline_ns_{0};  // steady_clock, since its epoch
   mutable std::mutex info_mu_;
   BackendInfo info_;
 
