@@ -8,8 +8,9 @@ packages=(
   libabsl-dev libspdlog-dev catch2 libyaml-cpp-dev nlohmann-json3-dev libzookeeper-mt-dev libssl-dev
 )
 if [ "${1:-}" = "test" ]; then
-  # The integration tests run a real ZooKeeper and read its nodes with kazoo.
-  packages+=(zookeeper default-jre-headless python3-kazoo)
+  # The integration tests run a real ZooKeeper and read its nodes with kazoo;
+  # the fault suite partitions a daemon with network namespaces (iproute2).
+  packages+=(zookeeper default-jre-headless python3-kazoo iproute2)
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

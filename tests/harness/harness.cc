@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,10 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     ::setpgid(0, 0);
+    // A test that crashes leaves no server behind. (The parent may have died
+    // before this line: then exit at once.)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) _exit(126);
     int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0 || err < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) _exit(125);
@@ -94,10 +99,28 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
 std::string Process::out() const { return readFile(out_path_); }
 std::string Process::err() const { return readFile(err_path_); }
 
-Daemon::Daemon(std::vector<std::string> extra_args, Wait wait) : address_("unix:" + dir_.file("coordd.sock")) {
-  std::vector<std::string> argv = {COORDD_BIN, "--listen", address_};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  process_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, dir_.file("coordd"));
+Daemon::Daemon(std::vector<std::string> extra_args, Wait wait, std::vector<std::string> launcher)
+    : address_("unix:" + dir_.file("coordd.sock")), argv_(std::move(launcher)) {
+  argv_.insert(argv_.end(), {COORDD_BIN, "--listen", address_});
+  argv_.insert(argv_.end(), extra_args.begin(), extra_args.end());
+  start(wait);
+}
+
+void Daemon::kill() {
+  process_->signal(SIGKILL);
+  process_->wait(10s);
+}
+
+void Daemon::restart(Wait wait) {
+  if (process_->running()) kill();
+  start(wait);
+}
+
+void Daemon::start(Wait wait) {
+  // Each run has its own output files; log() joins them.
+  const std::string output = runs_ == 0 ? "coordd" : absl::StrCat("coordd-", runs_);
+  ++runs_;
+  process_ = std::make_unique<Process>(argv_, std::map<std::string, std::string>{}, dir_.file(output));
   const std::string socket = dir_.file("coordd.sock");
   bool up = eventually(
       [&] {
@@ -117,7 +140,13 @@ Daemon::~Daemon() {
   }
 }
 
-std::string Daemon::log() const { return readFile(dir_.file("coordd.err")); }
+std::string Daemon::log() const {
+  std::string log;
+  for (int run = 0; run < runs_; ++run) {
+    log += readFile(dir_.file(run == 0 ? "coordd.err" : absl::StrCat("coordd-", run, ".err")));
+  }
+  return log;
+}
 
 std::unique_ptr<Process> Daemon::startCoordctl(std::vector<std::string> args) {
   args.insert(args.begin(), COORDCTL_BIN);

@@ -58,9 +58,17 @@ class Daemon {
  public:
   enum class Wait { kReady, kListening };
   // Starts coordd and waits until it is ready (coordctl status exits 0), or
-  // only until it listens.
-  explicit Daemon(std::vector<std::string> extra_args = {}, Wait wait = Wait::kReady);
+  // only until it listens. `launcher` is put before the coordd command line
+  // (e.g. "ip netns exec NAME"); it must exec coordd in the same process.
+  explicit Daemon(std::vector<std::string> extra_args = {}, Wait wait = Wait::kReady,
+                  std::vector<std::string> launcher = {});
   ~Daemon();
+
+  // kill -9 of coordd.
+  void kill();
+  // Starts coordd again, on the same socket and arguments, and waits as the
+  // constructor did.
+  void restart(Wait wait = Wait::kReady);
 
   const std::string& address() const { return address_; }
   Process& process() { return *process_; }
@@ -73,12 +81,17 @@ class Daemon {
   Result coordctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 10s);
   // Starts coordctl against this daemon in the background.
   std::unique_ptr<Process> startCoordctl(std::vector<std::string> args);
+  // What coordd logged, over every run.
   std::string log() const;
   const TempDir& dir() const { return dir_; }
 
  private:
+  void start(Wait wait);
+
   TempDir dir_;
   std::string address_;
+  std::vector<std::string> argv_;
+  int runs_ = 0;
   std::unique_ptr<Process> process_;
   int next_output_ = 0;
 };

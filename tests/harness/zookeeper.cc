@@ -56,12 +56,12 @@ std::string fourLetter(int port, const std::string& command) {
 
 ZooKeeper::ZooKeeper() : ZooKeeper(0, "", freePort()) { start(); }
 
-ZooKeeper::ZooKeeper(int id, std::string servers_config, int client_port)
-    : id_(id), servers_config_(std::move(servers_config)), client_port_(client_port) {
+ZooKeeper::ZooKeeper(int id, std::string servers_config, int client_port, bool all_interfaces)
+    : id_(id), servers_config_(std::move(servers_config)), client_port_(client_port), all_interfaces_(all_interfaces) {
   writeConfig();
 }
 
-std::vector<std::unique_ptr<ZooKeeper>> ZooKeeper::ensemble(int size) {
+std::vector<std::unique_ptr<ZooKeeper>> ZooKeeper::ensemble(int size, bool all_interfaces) {
   std::vector<int> client_ports;
   std::string servers;
   for (int id = 1; id <= size; ++id) {
@@ -70,20 +70,27 @@ std::vector<std::unique_ptr<ZooKeeper>> ZooKeeper::ensemble(int size) {
   }
   std::vector<std::unique_ptr<ZooKeeper>> members;
   for (int id = 1; id <= size; ++id) {
-    members.emplace_back(new ZooKeeper(id, servers, client_ports[static_cast<size_t>(id - 1)]));
+    members.emplace_back(new ZooKeeper(id, servers, client_ports[static_cast<size_t>(id - 1)], all_interfaces));
   }
-  // Each waits for a quorum, so they start together.
+  startTogether(members);
+  return members;
+}
+
+void ZooKeeper::startTogether(const std::vector<std::unique_ptr<ZooKeeper>>& members) {
   for (auto& member : members) {
-    member->process_ = std::make_unique<Process>(
-        std::vector<std::string>{kZkServer, "start-foreground", member->dir_.file("zoo.cfg")},
-        std::map<std::string, std::string>{{"ZOO_LOG_DIR", member->dir_.path()}}, member->dir_.file("server"));
+    if (!member->running()) member->spawn();
   }
   for (auto& member : members) {
     if (!eventually([&] { return !member->mode().empty(); }, 60s)) {
       throw std::runtime_error("ZooKeeper ensemble did not form:\n" + readFile(member->dir_.file("server.out")));
     }
   }
-  return members;
+}
+
+void ZooKeeper::spawn() {
+  process_ =
+      std::make_unique<Process>(std::vector<std::string>{kZkServer, "start-foreground", dir_.file("zoo.cfg")},
+                                std::map<std::string, std::string>{{"ZOO_LOG_DIR", dir_.path()}}, dir_.file("server"));
 }
 
 ZooKeeper::~ZooKeeper() {
@@ -96,7 +103,7 @@ void ZooKeeper::writeConfig() {
                                       << "minSessionTimeout=200\nmaxSessionTimeout=30000\n"
                                       << "dataDir=" << dir_.file("data") << "\n"
                                       << "clientPort=" << client_port_ << "\n"
-                                      << "clientPortAddress=127.0.0.1\n"
+                                      << "clientPortAddress=" << (all_interfaces_ ? "0.0.0.0" : "127.0.0.1") << "\n"
                                       << "admin.enableServer=false\n"
                                       << "4lw.commands.whitelist=*\n"
                                       << servers_config_;
@@ -105,9 +112,7 @@ void ZooKeeper::writeConfig() {
 }
 
 void ZooKeeper::start() {
-  process_ =
-      std::make_unique<Process>(std::vector<std::string>{kZkServer, "start-foreground", dir_.file("zoo.cfg")},
-                                std::map<std::string, std::string>{{"ZOO_LOG_DIR", dir_.path()}}, dir_.file("server"));
+  spawn();
   if (!eventually([&] { return !mode().empty(); }, 60s)) {
     throw std::runtime_error("ZooKeeper did not start:\n" + readFile(dir_.file("server.out")));
   }
@@ -117,6 +122,10 @@ void ZooKeeper::kill() {
   process_->signalGroup(SIGKILL);
   process_->wait(10s);
   process_.reset();
+}
+
+void ZooKeeper::signal(int signo) {
+  if (process_) process_->signalGroup(signo);
 }
 
 bool ZooKeeper::running() { return process_ && process_->running(); }
