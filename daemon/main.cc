@@ -63,7 +63,12 @@ int main(int argc, char** argv) {
                                    if (server_ptr) server_ptr->setServing(serving);
                                  }};
   core::Core core(core_options, backend);
-  server::ServerOptions server_options{cfg.listen, cfg.socket_mode, {COORDD_VERSION, node_id, cfg.admin_allowed_peers}};
+  server::ServerOptions server_options{
+      cfg.listen,
+      {cfg.socket_mode, cfg.socket_owner, cfg.socket_group},
+      {cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca},
+      {cfg.api_uids, cfg.api_gids, cfg.admin_uids, cfg.admin_gids, cfg.admin_allowed_peers},
+      {COORDD_VERSION, node_id}};
   auto server = server::Server::start(server_options, core, backend);
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().ToString());

@@ -9,8 +9,9 @@ packages=(
 )
 if [ "${1:-}" = "test" ]; then
   # The integration tests run a real ZooKeeper and read its nodes with kazoo;
-  # the fault suite partitions a daemon with network namespaces (iproute2).
-  packages+=(zookeeper default-jre-headless python3-kazoo iproute2)
+  # the fault suite partitions a daemon with network namespaces (iproute2);
+  # the TLS tests make their certificates with openssl.
+  packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl)
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

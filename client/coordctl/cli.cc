@@ -38,6 +38,10 @@ Exit codes:
 
 Environment:
   COORDD_ADDRESS   default for --address
+  COORDD_TLS_CA    for a host:port address (served over TLS only): PEM CA
+                   that signed coordd's certificate (default: system roots)
+  COORDD_TLS_CERT, COORDD_TLS_KEY
+                   this client's certificate and key, when coordd asks (mTLS)
 
 Examples:
   coordctl lock nightly-backup -- /usr/local/bin/backup.sh

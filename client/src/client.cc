@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "coordd/admin.h"
@@ -36,6 +39,33 @@ absl::StatusOr<std::string> normalizeAddress(std::string address) {
         absl::StrCat("address ", address, ": expected unix:/path, unix:///path or host:port"));
   }
   return address;
+}
+
+// The contents of a PEM file named by `path`, else by $`env`; "" if neither.
+absl::StatusOr<std::string> pemFile(std::string path, const char* env, const char* what) {
+  if (path.empty() && std::getenv(env) != nullptr) path = std::getenv(env);
+  if (path.empty()) return std::string();
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) return absl::InvalidArgumentError(absl::StrCat("tls ", what, ": cannot read ", path));
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentialsFor(const std::string& target,
+                                                                         const TlsOptions& tls) {
+  if (absl::StartsWith(target, "unix:")) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  auto ca = pemFile(tls.ca, "COORDD_TLS_CA", "ca");
+  auto cert = pemFile(tls.cert, "COORDD_TLS_CERT", "cert");
+  auto key = pemFile(tls.key, "COORDD_TLS_KEY", "key");
+  for (const auto* file : {&ca, &cert, &key}) {
+    if (!file->ok()) return file->status();
+  }
+  options.pem_root_certs = *ca;
+  options.pem_cert_chain = *cert;
+  options.pem_private_key = *key;
+  return grpc::SslCredentials(options);
 }
 
 std::optional<LeaderInfo> toLeader(const v1::LeaderResponse& response) {
@@ -89,17 +119,18 @@ Observer::Observer(std::unique_ptr<detail::ObserverStream> stream) : stream_(std
 
 Observer::~Observer() = default;
 
-absl::StatusOr<std::unique_ptr<Client>> Client::connect(std::string address) {
+absl::StatusOr<std::unique_ptr<Client>> Client::connect(std::string address, TlsOptions tls) {
   absl::StatusOr<std::string> target = detail::normalizeAddress(std::move(address));
   if (!target.ok()) return target.status();
+  auto credentials = detail::credentialsFor(*target, tls);
+  if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   // A local daemon that restarts should be found again within a second, not
   // after gRPC's default backoff of up to two minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto endpoint = std::make_shared<detail::Endpoint>(
-      *target, grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args));
+  auto endpoint = std::make_shared<detail::Endpoint>(*target, grpc::CreateCustomChannel(*target, *credentials, args));
   auto admin = std::make_unique<Admin>(endpoint);
   return std::unique_ptr<Client>(new Client(std::move(endpoint), std::move(admin)));
 }

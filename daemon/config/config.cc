@@ -2,6 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <functional>
 #include <set>
@@ -29,6 +33,51 @@ struct Option {
 
 absl::Status bad(const std::string& value, const std::string& expected) {
   return absl::InvalidArgumentError(absl::StrCat("expected ", expected, ", got '", value, "'"));
+}
+
+// A user or group by name or number.
+template <typename Id>
+absl::Status parseId(const std::string& value, bool user, Id& out) {
+  if (absl::SimpleAtoi(value, &out)) return absl::OkStatus();
+  if (user) {
+    if (const passwd* pw = ::getpwnam(value.c_str())) {
+      out = pw->pw_uid;
+      return absl::OkStatus();
+    }
+    return bad(value, "a user name or uid known to this host");
+  }
+  if (const group* gr = ::getgrnam(value.c_str())) {
+    out = gr->gr_gid;
+    return absl::OkStatus();
+  }
+  return bad(value, "a group name or gid known to this host");
+}
+
+// Empty means none.
+absl::Status readableFile(const std::string& value) {
+  if (!value.empty() && ::access(value.c_str(), R_OK) != 0) return bad(value, "a readable file");
+  return absl::OkStatus();
+}
+
+// A socket owner or group; empty means coordd's own.
+template <typename Id>
+absl::Status optionalId(const std::string& value, bool user, std::optional<Id>& out) {
+  out.reset();
+  if (value.empty()) return absl::OkStatus();
+  Id id = 0;
+  if (auto status = parseId(value, user, id); !status.ok()) return status;
+  out = id;
+  return absl::OkStatus();
+}
+
+// Resets a list option before a new source gives its values.
+void clearList(Config& c, const std::string& key) {
+  if (key == "listen") c.listen.clear();
+  if (key == "admin.allowed_peers") c.admin_allowed_peers.clear();
+  if (key == "access.api_uids") c.api_uids.clear();
+  if (key == "access.api_gids") c.api_gids.clear();
+  if (key == "access.admin_uids") c.admin_uids.clear();
+  if (key == "access.admin_gids") c.admin_gids.clear();
 }
 
 absl::Status parsePositive(const std::string& value, int64_t& out) {
@@ -67,6 +116,38 @@ const std::vector<Option>& options() {
          if (v.empty() || *end != '\0' || mode > 0777) return bad(v, "an octal file mode such as 0660");
          c.socket_mode = static_cast<mode_t>(mode);
          return absl::OkStatus();
+       }},
+      {"socket_owner", "--socket-owner", Shape::kScalar, "Owner of Unix sockets: user name or uid. Default: coordd's.",
+       [](Config& c, const std::string& v) { return optionalId(v, true, c.socket_owner); }},
+      {"socket_group", "--socket-group", Shape::kScalar, "Group of Unix sockets: group name or gid. Default: coordd's.",
+       [](Config& c, const std::string& v) { return optionalId(v, false, c.socket_group); }},
+      {"access.api_uids", "--allow-uid", Shape::kList,
+       "User (name or uid) allowed to call the API over the Unix socket, repeatable. None: anyone who can open it.",
+       [](Config& c, const std::string& v) { return parseId(v, true, c.api_uids.emplace_back()); }},
+      {"access.api_gids", "--allow-gid", Shape::kList,
+       "Group (name or gid) whose members may call the API over the Unix socket, repeatable.",
+       [](Config& c, const std::string& v) { return parseId(v, false, c.api_gids.emplace_back()); }},
+      {"access.admin_uids", "--admin-uid", Shape::kList,
+       "User allowed to call Admin over the Unix socket, repeatable. None: as for the API.",
+       [](Config& c, const std::string& v) { return parseId(v, true, c.admin_uids.emplace_back()); }},
+      {"access.admin_gids", "--admin-gid", Shape::kList,
+       "Group whose members may call Admin over the Unix socket, repeatable.",
+       [](Config& c, const std::string& v) { return parseId(v, false, c.admin_gids.emplace_back()); }},
+      {"tls.cert", "--tls-cert", Shape::kScalar, "PEM certificate (chain) served on TCP listeners; required with them.",
+       [](Config& c, const std::string& v) {
+         c.tls_cert = v;
+         return readableFile(v);
+       }},
+      {"tls.key", "--tls-key", Shape::kScalar, "PEM private key of tls.cert.",
+       [](Config& c, const std::string& v) {
+         c.tls_key = v;
+         return readableFile(v);
+       }},
+      {"tls.client_ca", "--tls-client-ca", Shape::kScalar,
+       "PEM CA bundle: TCP clients must present a certificate it signed (mTLS). Default: none asked.",
+       [](Config& c, const std::string& v) {
+         c.tls_client_ca = v;
+         return readableFile(v);
        }},
       {"log_format", "--log-format", Shape::kScalar, "text or json. Default text.",
        [](Config& c, const std::string& v) {
@@ -207,7 +288,7 @@ absl::Status applyNode(Config& config, const std::string& file, const std::strin
           status = absl::InvalidArgumentError("expected a list");
           break;
         }
-        if (key == "listen") config.listen.clear();
+        clearList(config, key);
         if (value.IsScalar()) {
           status = option->apply(config, value.as<std::string>());
           break;
@@ -296,15 +377,25 @@ absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& arg
     if (name == "--config") continue;
     const Option* option = byFlag(name);
     // The first use of a list flag replaces what the file said.
-    if (option->shape == Shape::kList && seen.insert(name).second) {
-      if (option->key == "listen") result.config.listen.clear();
-      if (option->key == "admin.allowed_peers") result.config.admin_allowed_peers.clear();
-    }
+    if (option->shape == Shape::kList && seen.insert(name).second) clearList(result.config, option->key);
     if (auto status = option->apply(result.config, value); !status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": ", status.message()));
     }
   }
   if (result.config.listen.empty()) return absl::InvalidArgumentError("listen: at least one address is needed");
+  const Config& c = result.config;
+  const bool tcp = std::any_of(c.listen.begin(), c.listen.end(),
+                               [](const std::string& address) { return !absl::StartsWith(address, "unix:"); });
+  if (tcp && (c.tls_cert.empty() || c.tls_key.empty())) {
+    return absl::InvalidArgumentError(
+        "listen: a TCP address is served only over TLS: set tls.cert and tls.key (--tls-cert, --tls-key)");
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return absl::InvalidArgumentError("tls.cert and tls.key: set both or neither");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return absl::InvalidArgumentError("tls.client_ca: needs tls.cert and tls.key");
+  }
   if (result.config.zookeeper_acl == "creator" && result.config.zookeeper_auth.empty()) {
     return absl::InvalidArgumentError("zookeeper.acl: creator needs credentials in zookeeper.auth");
   }
@@ -341,13 +432,20 @@ std::string describe(const Config& config) {
   std::string attributes;
   for (const auto& [k, v] : config.node_attributes) absl::StrAppend(&attributes, "\n  ", k, ": ", v);
   return absl::StrFormat(
-      "listen: [%s]\nsocket_mode: \"%04o\"\nlog_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
+      "listen: [%s]\nsocket_mode: \"%04o\"\nsocket_owner: %s\nsocket_group: %s\n"
+      "access:\n  api_uids: [%s]\n  api_gids: [%s]\n  admin_uids: [%s]\n  admin_gids: [%s]\n"
+      "tls:\n  cert: \"%s\"\n  key: \"%s\"\n  client_ca: \"%s\"\n"
+      "log_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
       "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\n  max_observers: %d\nadmin:\n  allowed_peers: [%s]\n"
       "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n  cleaner_interval: %s\n"
       "  cleaner_limit: %d\n  auth: %s\n  acl: %s\n",
-      absl::StrJoin(config.listen, ", "), config.socket_mode, config.log_format, config.log_level,
-      absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions, config.limits.max_holds_per_session,
-      config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
+      absl::StrJoin(config.listen, ", "), config.socket_mode,
+      config.socket_owner ? absl::StrCat(*config.socket_owner) : "\"\"",
+      config.socket_group ? absl::StrCat(*config.socket_group) : "\"\"", absl::StrJoin(config.api_uids, ", "),
+      absl::StrJoin(config.api_gids, ", "), absl::StrJoin(config.admin_uids, ", "),
+      absl::StrJoin(config.admin_gids, ", "), config.tls_cert, config.tls_key, config.tls_client_ca, config.log_format,
+      config.log_level, absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
+      config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
       attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout),
       absl::FormatDuration(config.cleaner_interval), config.cleaner_limit,
       config.zookeeper_auth.empty() ? "\"\"" : "(set)", config.zookeeper_acl);

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,20 @@ struct Config {
   absl::Duration shutdown_timeout = absl::Seconds(10);
   core::Limits limits;
   std::vector<std::string> admin_allowed_peers;
+  // Owner and group of the Unix sockets; unset: coordd's own.
+  std::optional<uid_t> socket_owner;
+  std::optional<gid_t> socket_group;
+  // Unix socket peers (by SO_PEERCRED) allowed to call the API, and Admin.
+  // Empty API lists: anyone who can open the socket. Empty Admin lists: as
+  // for the API.
+  std::vector<uid_t> api_uids;
+  std::vector<gid_t> api_gids;
+  std::vector<uid_t> admin_uids;
+  std::vector<gid_t> admin_gids;
+  // TLS for TCP listeners (required with any); client_ca: mTLS.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   std::map<std::string, std::string> node_attributes;
   // ZooKeeper ensemble with chroot, e.g. "zk1:2181,zk2:2181/replicante";
   // empty: the embedded coordinator.

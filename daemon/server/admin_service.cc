@@ -11,12 +11,6 @@ namespace coordd::server {
 namespace {
 
 // "ipv4:127.0.0.1:5000" -> "127.0.0.1"; "ipv6:[::1]:5000" -> "::1".
-std::string peerAddress(const std::string& peer) {
-  std::string address = peer.substr(peer.find(':') + 1);
-  if (absl::StartsWith(address, "[")) return address.substr(1, address.find(']') - 1);
-  return address.substr(0, address.rfind(':'));
-}
-
 // Runs `call` when the peer may use Admin, else finishes with
 // PERMISSION_DENIED.
 template <typename Call>
@@ -52,19 +46,11 @@ void fillLockInfo(const backend::LockView& view, v1::LockInfoResponse* out) {
 
 }  // namespace
 
-AdminService::AdminService(core::Core& core, backend::Backend& backend, AdminOptions options)
-    : core_(core), backend_(backend), options_(std::move(options)), started_(absl::Now()) {}
+AdminService::AdminService(core::Core& core, backend::Backend& backend, AdminOptions options, const PeerAccess& access)
+    : core_(core), backend_(backend), options_(std::move(options)), access_(access), started_(absl::Now()) {}
 
 absl::Status AdminService::allowed(const grpc::CallbackServerContext* context) const {
-  const std::string peer = context->peer();
-  if (absl::StartsWith(peer, "unix:")) return absl::OkStatus();
-  const std::string address = peerAddress(peer);
-  if (std::find(options_.allowed_peers.begin(), options_.allowed_peers.end(), address) !=
-      options_.allowed_peers.end()) {
-    return absl::OkStatus();
-  }
-  return absl::PermissionDeniedError(
-      absl::StrCat("Admin is not allowed from ", address, "; list it in admin.allowed_peers or use the Unix socket"));
+  return access_.check(*context, PeerAccess::Scope::kAdmin);
 }
 
 grpc::ServerUnaryReactor* AdminService::Status(grpc::CallbackServerContext* context,

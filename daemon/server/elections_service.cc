@@ -65,6 +65,7 @@ void fillStatus(const core::ElectionStatus& status, v1::StatusResponse* out) {
 grpc::ServerUnaryReactor* ElectionsService::Campaign(grpc::CallbackServerContext* context,
                                                      const v1::CampaignRequest* request,
                                                      v1::CampaignResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   bool rejoin = request->has_rejoin() ? request->rejoin() : true;
   core_.campaign(request->session_id(), request->election(), request->value(), rejoin,
@@ -80,6 +81,7 @@ grpc::ServerUnaryReactor* ElectionsService::Campaign(grpc::CallbackServerContext
 
 grpc::ServerUnaryReactor* ElectionsService::Status(grpc::CallbackServerContext* context,
                                                    const v1::StatusRequest* request, v1::StatusResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   auto status = core_.status(request->session_id(), request->election());
   if (status.ok()) fillStatus(*status, response);
@@ -89,6 +91,7 @@ grpc::ServerUnaryReactor* ElectionsService::Status(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* ElectionsService::Resign(grpc::CallbackServerContext* context,
                                                    const v1::ResignRequest* request, v1::ResignResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   core_.resign(request->session_id(), request->election(),
                [reactor](absl::Status status) { reactor->Finish(toGrpc(status)); });
@@ -97,6 +100,7 @@ grpc::ServerUnaryReactor* ElectionsService::Resign(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* ElectionsService::Leader(grpc::CallbackServerContext* context,
                                                    const v1::LeaderRequest* request, v1::LeaderResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   if (auto status = core::validateName("election", request->election()); !status.ok()) {
     reactor->Finish(toGrpc(status));
@@ -111,6 +115,9 @@ grpc::ServerUnaryReactor* ElectionsService::Leader(grpc::CallbackServerContext* 
 
 grpc::ServerWriteReactor<v1::LeaderResponse>* ElectionsService::Observe(grpc::CallbackServerContext* context,
                                                                         const v1::ObserveRequest* request) {
+  if (absl::Status status = access_.check(*context, PeerAccess::Scope::kApi); !status.ok()) {
+    return new Refused<grpc::ServerWriteReactor<v1::LeaderResponse>>(toGrpc(status));
+  }
   return new ObserveReactor(core_, request->election());
 }
 

@@ -54,6 +54,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* LocksService::TryAcquire(grpc::CallbackServerContext* context,
                                                    const v1::TryAcquireRequest* request,
                                                    v1::TryAcquireResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   core_.tryAcquire(request->session_id(), request->name(),
                    [reactor, response](absl::StatusOr<core::TryAcquireResult> result) {
@@ -71,11 +72,13 @@ grpc::ServerUnaryReactor* LocksService::TryAcquire(grpc::CallbackServerContext* 
 
 grpc::ServerUnaryReactor* LocksService::Acquire(grpc::CallbackServerContext* context, const v1::AcquireRequest* request,
                                                 v1::AcquireResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   return new AcquireReactor(core_, *request, response);
 }
 
 grpc::ServerUnaryReactor* LocksService::Release(grpc::CallbackServerContext* context, const v1::ReleaseRequest* request,
                                                 v1::ReleaseResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   core_.release(request->session_id(), request->name(),
                 [reactor](absl::Status status) { reactor->Finish(toGrpc(status)); });
@@ -84,6 +87,7 @@ grpc::ServerUnaryReactor* LocksService::Release(grpc::CallbackServerContext* con
 
 grpc::ServerUnaryReactor* LocksService::Check(grpc::CallbackServerContext* context, const v1::CheckRequest* request,
                                               v1::CheckResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   auto result = core_.check(request->session_id(), request->name());
   if (result.ok()) {

@@ -1,60 +1,53 @@
 #include "server/server.h"
 
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
 namespace coordd::server {
 namespace {
 
 constexpr int kMaxMessageBytes = 1 << 20;  // far above any valid request
 
-// Whether something accepts connections on the Unix socket at `path`.
-bool socketAnswers(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool answers = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return answers;
+absl::StatusOr<std::string> readPem(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": ", path, " is not a readable PEM file"));
+  }
+  return text.str();
 }
 
-absl::Status prepareUnixSocket(const std::string& path) {
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("listen: unix socket path too long: ", path));
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const TlsFiles& tls) {
+  auto cert = readPem(tls.cert, "tls.cert");
+  if (!cert.ok()) return cert.status();
+  auto key = readPem(tls.key, "tls.key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!tls.client_ca.empty()) {
+    auto ca = readPem(tls.client_ca, "tls.client_ca");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("listen: ", path, " exists and is not a socket"));
-  }
-  if (socketAnswers(path)) {
-    return absl::AlreadyExistsError(absl::StrCat("listen: another process (a running coordd?) serves on unix:", path));
-  }
-  if (::unlink(path.c_str()) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("listen: cannot remove stale socket ", path, ": ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  return grpc::SslServerCredentials(options);
 }
 
 }  // namespace
 
 Server::Server(core::Core& core, backend::Backend& backend, const ServerOptions& options)
-    : sessions_(core), locks_(core), elections_(core, backend), admin_(core, backend, options.admin) {}
+    : access_(options.access),
+      sessions_(core, access_),
+      locks_(core, access_),
+      elections_(core, backend, access_),
+      admin_(core, backend, options.admin, access_) {}
 
 Server::~Server() {
   if (server_) shutdown(absl::ZeroDuration());
@@ -70,36 +63,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
   std::vector<std::pair<std::string, std::unique_ptr<int>>> tcp_ports;
   for (const auto& address : options.listen) {
     if (absl::StartsWith(address, "unix:")) {
-      std::string path = address.substr(5);
-      if (auto status = prepareUnixSocket(path); !status.ok()) return status;
-      server->socket_paths_.push_back(path);
-      builder.AddListeningPort(address, grpc::InsecureServerCredentials());
-    } else {
-      tcp_ports.emplace_back(address, std::make_unique<int>(0));
-      builder.AddListeningPort(address, grpc::InsecureServerCredentials(), tcp_ports.back().second.get());
+      auto listener = UnixListener::bind(address.substr(5), options.unix_socket);
+      if (!listener.ok()) return listener.status();
+      server->unix_listeners_.push_back(*std::move(listener));
+      server->addresses_.push_back(address);
+      continue;
     }
+    auto credentials = tlsCredentials(options.tls);
+    if (!credentials.ok()) return credentials.status();
+    tcp_ports.emplace_back(address, std::make_unique<int>(0));
+    builder.AddListeningPort(address, *credentials, tcp_ports.back().second.get());
   }
   builder.RegisterService(&server->sessions_);
   builder.RegisterService(&server->locks_);
   builder.RegisterService(&server->elections_);
   builder.RegisterService(&server->admin_);
   server->server_ = builder.BuildAndStart();
-  if (!server->server_) {
-    return absl::UnavailableError(absl::StrCat("listen: cannot bind every address of [",
-                                               absl::StrJoin(options.listen, ", "), "] (in use, or no permission?)"));
-  }
-  for (const auto& address : options.listen) {
-    if (absl::StartsWith(address, "unix:")) server->addresses_.push_back(address);
-  }
+  if (!server->server_) return absl::UnavailableError("listen: cannot start the gRPC server");
   for (const auto& [address, port] : tcp_ports) {
-    if (*port == 0) return absl::UnavailableError(absl::StrCat("listen: cannot bind ", address));
-    server->addresses_.push_back(absl::StrCat(address.substr(0, address.rfind(':')), ":", *port));
+    if (*port == 0) return absl::UnavailableError(absl::StrCat("listen: cannot bind ", address, " (in use?)"));
+    server->addresses_.push_back(absl::StrCat(address.substr(0, address.rfind(':')), ":", *port, " (TLS)"));
   }
-  for (const auto& path : server->socket_paths_) {
-    if (::chmod(path.c_str(), options.socket_mode) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat("socket_mode: chmod ", path, ": ", std::strerror(errno)));
-    }
-  }
+  for (auto& listener : server->unix_listeners_) listener->serve(*server->server_, server->access_);
   server->setServing(false);
   return server;
 }
@@ -110,10 +95,10 @@ void Server::setServing(bool serving) {
 
 void Server::shutdown(absl::Duration deadline) {
   if (!server_) return;
+  unix_listeners_.clear();  // no new connections
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
   server_->Wait();
   server_.reset();
-  for (const auto& path : socket_paths_) ::unlink(path.c_str());
 }
 
 }  // namespace coordd::server

@@ -9,17 +9,30 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "server/peer_access.h"
 #include "server/services.h"
+#include "server/unix_listener.h"
 
 namespace coordd::server {
 
+// PEM files for TCP listeners.
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+  std::string client_ca;  // non-empty: clients must present a certificate it signed
+};
+
 struct ServerOptions {
   std::vector<std::string> listen;  // unix:/path or host:port
-  mode_t socket_mode = 0660;
+  UnixSocketOptions unix_socket;
+  TlsFiles tls;
+  AccessPolicy access;
   AdminOptions admin;
 };
 
 // The gRPC server: the coordd services, health checking and reflection.
+// Unix sockets are accepted by coordd itself (for the peers' credentials);
+// TCP is served over TLS only.
 class Server {
  public:
   // Binds every address. A Unix socket file left by a dead daemon is
@@ -39,12 +52,13 @@ class Server {
  private:
   Server(core::Core& core, backend::Backend& backend, const ServerOptions& options);
 
+  PeerAccess access_;
   SessionsService sessions_;
   LocksService locks_;
   ElectionsService elections_;
   AdminService admin_;
   std::vector<std::string> addresses_;
-  std::vector<std::string> socket_paths_;
+  std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unique_ptr<grpc::Server> server_;
 };
 

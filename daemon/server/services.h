@@ -6,15 +6,21 @@
 #include "backend/backend.h"
 #include "coordd/v1/coordd.grpc.pb.h"
 #include "core/core.h"
+#include "server/peer_access.h"
 
 // The four coordd services. Each validates its input (through the core),
 // calls the core or, for cluster-wide reads and admin actions, the backend,
 // and maps the result. Nothing here holds state of its own beyond a stream.
 namespace coordd::server {
 
+// A call `access` refuses: its reactor, finished with PERMISSION_DENIED;
+// nullptr when the call may go on.
+grpc::ServerUnaryReactor* refuse(grpc::CallbackServerContext* context, const PeerAccess& access,
+                                 PeerAccess::Scope scope = PeerAccess::Scope::kApi);
+
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  explicit SessionsService(core::Core& core) : core_(core) {}
+  SessionsService(core::Core& core, const PeerAccess& access) : core_(core), access_(access) {}
 
   grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* context, const v1::OpenRequest* request,
                                  v1::OpenResponse* response) override;
@@ -25,11 +31,12 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
  private:
   core::Core& core_;
+  const PeerAccess& access_;
 };
 
 class LocksService final : public v1::Locks::CallbackService {
  public:
-  explicit LocksService(core::Core& core) : core_(core) {}
+  LocksService(core::Core& core, const PeerAccess& access) : core_(core), access_(access) {}
 
   grpc::ServerUnaryReactor* TryAcquire(grpc::CallbackServerContext* context, const v1::TryAcquireRequest* request,
                                        v1::TryAcquireResponse* response) override;
@@ -42,11 +49,13 @@ class LocksService final : public v1::Locks::CallbackService {
 
  private:
   core::Core& core_;
+  const PeerAccess& access_;
 };
 
 class ElectionsService final : public v1::Elections::CallbackService {
  public:
-  ElectionsService(core::Core& core, backend::Backend& backend) : core_(core), backend_(backend) {}
+  ElectionsService(core::Core& core, backend::Backend& backend, const PeerAccess& access)
+      : core_(core), backend_(backend), access_(access) {}
 
   grpc::ServerUnaryReactor* Campaign(grpc::CallbackServerContext* context, const v1::CampaignRequest* request,
                                      v1::CampaignResponse* response) override;
@@ -62,18 +71,17 @@ class ElectionsService final : public v1::Elections::CallbackService {
  private:
   core::Core& core_;
   backend::Backend& backend_;
+  const PeerAccess& access_;
 };
 
 struct AdminOptions {
   std::string version;
   std::string node_id;
-  // TCP peers (IP addresses) allowed to call Admin; Unix socket peers always are.
-  std::vector<std::string> allowed_peers;
 };
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  AdminService(core::Core& core, backend::Backend& backend, AdminOptions options);
+  AdminService(core::Core& core, backend::Backend& backend, AdminOptions options, const PeerAccess& access);
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const v1::DaemonStatusRequest* request,
                                    v1::DaemonStatusResponse* response) override;
@@ -98,6 +106,7 @@ class AdminService final : public v1::Admin::CallbackService {
   core::Core& core_;
   backend::Backend& backend_;
   const AdminOptions options_;
+  const PeerAccess& access_;
   const absl::Time started_;
 };
 

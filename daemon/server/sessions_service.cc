@@ -80,6 +80,7 @@ class KeepAliveReactor final : public KeepAliveReactorBase {
 
 grpc::ServerUnaryReactor* SessionsService::Open(grpc::CallbackServerContext* context, const v1::OpenRequest* request,
                                                 v1::OpenResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   std::map<std::string, std::string> attributes(request->attributes().begin(), request->attributes().end());
   auto info = core_.openSession(request->owner(), std::chrono::milliseconds(request->ttl_ms()), attributes);
@@ -95,11 +96,15 @@ grpc::ServerUnaryReactor* SessionsService::Open(grpc::CallbackServerContext* con
 
 grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>* SessionsService::KeepAlive(
     grpc::CallbackServerContext* context) {
+  if (absl::Status status = access_.check(*context, PeerAccess::Scope::kApi); !status.ok()) {
+    return new Refused<KeepAliveReactorBase>(toGrpc(status));
+  }
   return new KeepAliveReactor(core_);
 }
 
 grpc::ServerUnaryReactor* SessionsService::Close(grpc::CallbackServerContext* context, const v1::CloseRequest* request,
                                                  v1::CloseResponse* response) {
+  if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
   core_.closeSession(request->session_id(), [reactor](absl::Status status) { reactor->Finish(toGrpc(status)); });
   return reactor;

@@ -29,11 +29,11 @@ TEST_CASE("the documented example configuration is valid", "[config]") {
 TEST_CASE("flags override the file - the first list flag replaces the file's list", "[config]") {
   auto file = writeTemp("listen: [\"unix:/tmp/a.sock\"]\nlog_format: json\nlimits:\n  max_sessions: 7\n");
   auto parsed = parseCommandLine(
-      {"--config", file, "--log-format=text", "--listen", "127.0.0.1:0", "--listen", "unix:/tmp/b.sock"});
+      {"--config", file, "--log-format=text", "--listen", "unix:/tmp/c.sock", "--listen", "unix:/tmp/b.sock"});
   REQUIRE(parsed.ok());
   CHECK(parsed->config.log_format == "text");
   CHECK(parsed->config.limits.max_sessions == 7);
-  CHECK(parsed->config.listen == std::vector<std::string>{"127.0.0.1:0", "unix:/tmp/b.sock"});
+  CHECK(parsed->config.listen == std::vector<std::string>{"unix:/tmp/c.sock", "unix:/tmp/b.sock"});
   std::remove(file.c_str());
 }
 
@@ -77,4 +77,28 @@ TEST_CASE("ZooKeeper options - the creator ACL needs credentials and bad ensembl
   REQUIRE(parsed.ok());
   CHECK(parsed->config.zookeeper == "zk1:2181/r");
   CHECK(parsed->config.session_timeout == absl::Seconds(4));
+}
+
+TEST_CASE("access settings - users and groups by name or number - TCP only with TLS", "[config]") {
+  auto parsed = parseCommandLine({"--allow-uid", "root", "--allow-uid", "1000", "--admin-gid", "0"});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.api_uids == std::vector<uid_t>{0, 1000});
+  CHECK(parsed->config.admin_gids == std::vector<gid_t>{0});
+
+  parsed = parseCommandLine({"--allow-uid", "no-such-user-here"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--allow-uid") != absl::string_view::npos);
+
+  auto file = writeTemp("access:\n  admin_uids: [nobody-at-all]\n");
+  parsed = parseCommandLine({"--config", file});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("access.admin_uids") != absl::string_view::npos);
+  std::remove(file.c_str());
+
+  parsed = parseCommandLine({"--listen", "127.0.0.1:7000"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("tls.cert") != absl::string_view::npos);
+  parsed = parseCommandLine({"--listen", "127.0.0.1:7000", "--tls-cert", "/nonexistent/cert.pem"});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message().find("--tls-cert") != absl::string_view::npos);
 }

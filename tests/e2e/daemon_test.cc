@@ -176,38 +176,3 @@ TEST_CASE("bad input gets the documented codes while a good client keeps working
   CHECK(check->acquired());
   CHECK(daemon.process().running());
 }
-
-TEST_CASE("TCP is opt-in and Admin over TCP needs admin.allowed_peers", "[e2e][daemon]") {
-  auto tcpAddress = [](const Daemon& daemon) {
-    const std::string log = daemon.log();
-    const std::string marker = "listening on 127.0.0.1:";
-    size_t at = log.find(marker);
-    REQUIRE(at != std::string::npos);
-    return log.substr(at + 13, log.find('\n', at) - at - 13);
-  };
-  Daemon unix_only;
-  CHECK(unix_only.log().find("listening on 127.0.0.1") == std::string::npos);
-
-  for (bool allowed : {false, true}) {
-    std::vector<std::string> args = {"--listen", "127.0.0.1:0"};
-    if (allowed) args.insert(args.end(), {"--admin-allow", "127.0.0.1"});
-    Daemon daemon(args);
-    auto tcp = grpc::CreateChannel(tcpAddress(daemon), grpc::InsecureChannelCredentials());
-    v1::Admin::Stub admin(tcp);
-    v1::DaemonStatusResponse status;
-    grpc::Status answer = call(admin, &v1::Admin::Stub::Status, v1::DaemonStatusRequest(), &status);
-    if (allowed) {
-      CHECK(answer.ok());
-      CHECK(status.ready());
-    } else {
-      CHECK(answer.error_code() == grpc::PERMISSION_DENIED);
-      CHECK(answer.error_message().find("admin.allowed_peers") != std::string::npos);
-    }
-    // Clients may use TCP either way.
-    v1::Sessions::Stub sessions(tcp);
-    v1::OpenRequest request;
-    request.set_owner("tcp-client");
-    v1::OpenResponse opened;
-    CHECK(call(sessions, &v1::Sessions::Stub::Open, request, &opened).ok());
-  }
-}

@@ -74,7 +74,7 @@ zk.create('/replicante/locks/%s/%s' % (h[:4], h), json.dumps({'name': 'shared-ta
   CHECK(refused.err.find(foreign) != std::string::npos);
 }
 
-TEST_CASE("digest credentials with the creator ACL - clients without them cannot touch coordd's nodes",
+TEST_CASE("digest credentials with the creator ACL - clients without them cannot delete or change a lock or candidacy",
           "[zookeeper][layout]") {
   ZooKeeper zk;
   std::vector<std::string> args = {
@@ -82,25 +82,45 @@ TEST_CASE("digest credentials with the creator ACL - clients without them cannot
   Daemon d1(args);
   Daemon d2(args);
   auto holder = d1.startCoordctl({"lock", "guarded", "--", "sleep", "30"});
+  auto candidate = d1.startCoordctl({"elect", "svc", "--", "sleep", "30"});
   REQUIRE(eventually([&] {
-    return d1.coordctl({"locks", "info", "guarded"}).out.find("coordctl-lock") != std::string::npos;
+    return d1.coordctl({"locks", "info", "guarded"}).out.find("coordctl-lock") != std::string::npos &&
+           d1.coordctl({"leader", "svc"}).code == 0;
   }));
   // The other daemon, with the same credentials, reads and respects it.
   CHECK(d2.coordctl({"lock", "guarded", "--", "true"}).code == 75);
+  // The lock node and the candidate node, as coordd's credentials see them.
+  std::string paths;
+  REQUIRE(Kazoo(zk.address(), "coordd:s3cret")
+              .run(R"(
+h = sha('guarded')
+e = '/replicante/elections/%s' % sha('svc')
+print(' '.join(['/replicante/locks/%s/%s' % (h[:4], h)] + [e + '/' + c for c in zk.get_children(e)]))
+)",
+                   {}, &paths) == 0);
   const std::string script = R"(
 from kazoo.exceptions import NoAuthError
-h = sha('guarded')
-path = '/replicante/locks/%s/%s' % (h[:4], h)
-try:
-    zk.delete(path)
-    print('deleted')
-except NoAuthError:
-    print('refused')
+for path in sys.argv[1].split():
+    for what, act in (('deleted', lambda: zk.delete(path)), ('changed', lambda: zk.set(path, b'x'))):
+        try:
+            act()
+            print(what)
+        except NoAuthError:
+            print('refused')
 )";
   std::string out;
-  REQUIRE(Kazoo(zk.address()).run(script, {}, &out) == 0);
-  CHECK(out.find("refused") != std::string::npos);
+  REQUIRE(Kazoo(zk.address()).run(script, {paths.substr(0, paths.find('\n'))}, &out) == 0);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 4);  // 2 nodes x (delete, set)
+  CHECK(out.find("deleted") == std::string::npos);
+  CHECK(out.find("changed") == std::string::npos);
   CHECK(holder->running());
-  REQUIRE(Kazoo(zk.address(), "coordd:s3cret").run(script, {}, &out) == 0);
+  CHECK(candidate->running());
+  // The credentials show nowhere.
+  CHECK(d1.log().find("s3cret") == std::string::npos);
+  CHECK(d1.coordctl({"status", "--json"}).out.find("s3cret") == std::string::npos);
+  // With them, the lock node goes.
+  REQUIRE(Kazoo(zk.address(), "coordd:s3cret")
+              .run("zk.delete(sys.argv[1].split()[0])\nprint('deleted')", {paths.substr(0, paths.find('\n'))}, &out) ==
+          0);
   CHECK(out.find("deleted") != std::string::npos);
 }

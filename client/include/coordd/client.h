@@ -38,6 +38,14 @@ class Observer {
   std::unique_ptr<detail::ObserverStream> stream_;
 };
 
+// TLS for a host:port address: coordd serves TCP only over TLS. PEM files;
+// an empty field takes $COORDD_TLS_CA, $COORDD_TLS_CERT or $COORDD_TLS_KEY.
+struct TlsOptions {
+  std::string ca;    // CA that signed coordd's certificate; none: the system's roots
+  std::string cert;  // this client's certificate, when coordd asks for one (mTLS)
+  std::string key;   // its private key
+};
+
 // Entry point: one gRPC channel to one coordd. Thread-safe. Sessions,
 // observers and admin handles keep the channel alive on their own, so they
 // may outlive the Client.
@@ -47,10 +55,11 @@ class Client {
   static constexpr absl::string_view kDefaultAddress = "unix:/tmp/coordd.sock";
 
   // Accepts "unix:/path", "unix:///path", "/path" and "host:port"; empty means
-  // the default above. INVALID_ARGUMENT for anything else. Does not contact
-  // the daemon: an unreachable daemon shows as UNAVAILABLE ("cannot reach
-  // coordd at ...") on the first call.
-  static absl::StatusOr<std::unique_ptr<Client>> connect(std::string address = "");
+  // the default above. INVALID_ARGUMENT for anything else, or for TLS files
+  // that cannot be read (host:port only). Does not contact the daemon: an
+  // unreachable daemon shows as UNAVAILABLE ("cannot reach coordd at ...") on
+  // the first call.
+  static absl::StatusOr<std::unique_ptr<Client>> connect(std::string address = "", TlsOptions tls = {});
 
   ~Client();
   Client(const Client&) = delete;
