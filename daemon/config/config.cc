@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -316,24 +318,37 @@ absl::Status applyNode(Config& config, const std::string& file, const std::strin
   return absl::OkStatus();
 }
 
-absl::Status loadFile(Config& config, const std::string& file) {
+// Applies the YAML `text`, read from `source` (for messages), to `config`.
+absl::Status loadText(Config& config, const std::string& source, const std::string& text) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(file);
-  } catch (const YAML::BadFile&) {
-    return absl::InvalidArgumentError(absl::StrCat("--config: cannot read ", file));
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": not valid YAML: ", e.what()));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid YAML: ", e.what()));
   }
   if (root.IsNull()) return absl::OkStatus();  // an empty file keeps every default
   try {
-    return applyNode(config, file, "", root);
+    return applyNode(config, source, "", root);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": ", e.what()));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
   }
 }
 
+absl::Status loadFile(Config& config, const std::string& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("--config: cannot read ", file));
+  return loadText(config, file, text.str());
+}
+
 }  // namespace
+
+absl::StatusOr<Config> parseConfigText(const std::string& text) {
+  Config config;
+  if (auto status = loadText(config, "(text)", text); !status.ok()) return status;
+  return config;
+}
 
 absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
   // Splits "--flag=value" and "--flag value" into pairs, in order.

@@ -59,6 +59,10 @@ struct CommandLine {
 // --config. Errors name the flag or the file and key.
 absl::StatusOr<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 
+// Applies a YAML configuration, as --config would, to the defaults (the
+// checks across keys that parseCommandLine makes are not made).
+absl::StatusOr<Config> parseConfigText(const std::string& text);
+
 std::string usage();
 
 // The configuration in force, as YAML, for --check-config and the start log.

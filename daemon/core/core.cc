@@ -13,6 +13,9 @@ namespace {
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(50);
 constexpr size_t kRememberEndedSessions = 4096;
+// Pings are answered at once, but not more often than this: a client that
+// floods pings gets its answers from the periodic heartbeat instead.
+constexpr auto kMinPingAnswerInterval = std::chrono::milliseconds(5);
 
 void runAll(std::vector<std::function<void()>>& deferred) {
   for (auto& fn : deferred) fn();
@@ -204,7 +207,7 @@ absl::Status Core::ping(const std::string& session_id, uint64_t ping_id) {
   Session& s = **session;
   s.last_ping = Clock::now();
   s.last_ping_id = ping_id;
-  if (s.sink) send(s, heartbeat(s));
+  if (s.sink && s.last_ping - s.last_sent >= kMinPingAnswerInterval) send(s, heartbeat(s));
   return absl::OkStatus();
 }
 

@@ -61,7 +61,9 @@ class Core : private backend::Listener {
   // Binds the KeepAlive stream; at most one per session.
   // `ping_id` (from the first request) is echoed in the first heartbeat.
   absl::Status attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink, uint64_t ping_id = 0);
-  // Renews the session and answers at once with a heartbeat echoing `ping_id`.
+  // Renews the session and answers at once with a heartbeat echoing
+  // `ping_id` (unless something was sent in the last few milliseconds: a
+  // flood of pings is answered by the periodic heartbeat).
   absl::Status ping(const std::string& session_id, uint64_t ping_id = 0);
   // The stream ended. If it is still the session's stream, the session ends:
   // a broken stream means the client process is gone.

@@ -37,6 +37,12 @@ class RecordingSink : public core::EventSink {
     });
     return found;
   }
+  // How many events received so far match `match`, consumed or not.
+  template <typename Match>
+  size_t count(Match match) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<size_t>(std::count_if(events_.begin(), events_.end(), match));
+  }
   std::optional<core::Event> waitLock(const std::string& name, core::LockState state);
   std::optional<core::Event> waitElection(const std::string& election, core::CandidateStatus status);
   bool closed();

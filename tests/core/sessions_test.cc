@@ -74,6 +74,7 @@ TEST_CASE("every ping is answered at once with a heartbeat echoing it with the l
     return a.events->waitFor(
         [&](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat && e.ping_id == ping_id; }, 200ms);
   };
+  std::this_thread::sleep_for(10ms);  // pings are answered at most every 5 ms
   REQUIRE(d.core.ping(a.id, 7).ok());
   auto heartbeat = echo(7);
   REQUIRE(heartbeat);
@@ -83,11 +84,23 @@ TEST_CASE("every ping is answered at once with a heartbeat echoing it with the l
 
   d.backend.suspend();
   d.waitLink(backend::LinkState::kSuspended);
+  std::this_thread::sleep_for(10ms);
   REQUIRE(d.core.ping(a.id, 8).ok());
   heartbeat = echo(8);
   REQUIRE(heartbeat);
   CHECK(heartbeat->link == backend::LinkState::kSuspended);
   CHECK(heartbeat->lease == 0ms);
+}
+
+TEST_CASE("a flood of pings is answered at most every 5 ms - the periodic heartbeat echoes the latest", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("flood", 1200ms);
+  for (uint64_t id = 1; id <= 1000; ++id) REQUIRE(d.core.ping(a.id, id).ok());
+  // The periodic heartbeat (every W/3 = 400 ms) carries the last ping.
+  auto last = a.events->waitFor(
+      [](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat && e.ping_id == 1000; }, 1000ms);
+  REQUIRE(last);
+  CHECK(a.events->count([](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat; }) < 100);
 }
 
 TEST_CASE("one KeepAlive stream per session", "[sessions]") {

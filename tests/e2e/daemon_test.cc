@@ -4,8 +4,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
+#include <thread>
 
 #include "coordd/client.h"
 #include "coordd/v1/coordd.grpc.pb.h"
@@ -175,4 +178,164 @@ TEST_CASE("bad input gets the documented codes while a good client keeps working
   REQUIRE(check.ok());
   CHECK(check->acquired());
   CHECK(daemon.process().running());
+}
+
+namespace {
+
+// VmRSS of a process, in MiB.
+double rssMiB(pid_t pid) {
+  for (const auto& line : readLines("/proc/" + std::to_string(pid) + "/status")) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "hostile clients - 100000 session opens - a KeepAlive never read - a ping flood - 1 MiB names - memory stays "
+    "bounded and a good client keeps its lock",
+    "[e2e][daemon][hostile]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto good = open(*client, "good");
+  std::atomic<int> lock_changes{0};
+  coordd::LockOptions options;
+  options.on_change = [&](coordd::LockState, absl::string_view) { ++lock_changes; };
+  auto held = good->tryLock("precious", options);
+  REQUIRE(held.ok());
+  REQUIRE(held->acquired());
+  const double rss_before = rssMiB(daemon.process().pid());
+
+  // The good client checks its lock all along, as a primary would.
+  std::atomic<bool> done{false};
+  std::vector<double> check_us;
+  std::thread checker([&] {
+    auto ch = channel(daemon);
+    v1::Locks::Stub locks(ch);
+    v1::CheckRequest request;
+    request.set_session_id(good->id());
+    request.set_name("precious");
+    while (!done) {
+      v1::CheckResponse response;
+      const int64_t start = monotonicMicros();
+      const grpc::Status status = call(locks, &v1::Locks::Stub::Check, request, &response);
+      if (status.ok() && response.state() == v1::LOCK_STATE_HELD) {
+        check_us.push_back(static_cast<double>(monotonicMicros() - start));
+      } else {
+        check_us.push_back(-1);  // counted as a failure below
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  struct StopChecker {
+    std::atomic<bool>& done;
+    std::thread& thread;
+    ~StopChecker() {
+      done = true;
+      if (thread.joinable()) thread.join();
+    }
+  } stop_checker{done, checker};
+
+  auto ch = channel(daemon);
+  v1::Sessions::Stub sessions(ch);
+  v1::Locks::Stub locks(ch);
+  v1::Elections::Stub elections(ch);
+
+  // 1 MiB names and values: refused before or by validation.
+  v1::TryAcquireRequest big;
+  v1::TryAcquireResponse big_response;
+  big.set_session_id(good->id());
+  big.set_name(std::string(1 << 20, 'n'));
+  const grpc::Status big_status = call(locks, &v1::Locks::Stub::TryAcquire, big, &big_response);
+  CHECK((big_status.error_code() == grpc::RESOURCE_EXHAUSTED || big_status.error_code() == grpc::INVALID_ARGUMENT));
+  // Names are opaque: slashes and dots are just bytes (hashed in ZooKeeper).
+  for (const std::string name : {"a/b/../../c", "..", "/"}) {
+    big.set_name(name);
+    CHECK(call(locks, &v1::Locks::Stub::TryAcquire, big, &big_response).ok());
+  }
+  big.set_name(std::string("nul\0byte", 8));
+  CHECK(call(locks, &v1::Locks::Stub::TryAcquire, big, &big_response).error_code() == grpc::INVALID_ARGUMENT);
+
+  // 100 000 session opens from 4 threads: at most max_sessions at a time,
+  // the rest RESOURCE_EXHAUSTED; never another answer. Each opened session
+  // has no KeepAlive and ends after its 1 s ttl.
+  std::atomic<int> opened{0}, exhausted{0}, other{0};
+  {
+    std::vector<std::thread> flooders;
+    for (int t = 0; t < 4; ++t) {
+      flooders.emplace_back([&] {
+        v1::Sessions::Stub stub(channel(daemon));
+        v1::OpenRequest request;
+        request.set_owner("flood");
+        request.set_ttl_ms(1000);
+        for (int i = 0; i < 25000; ++i) {
+          v1::OpenResponse response;
+          const grpc::Status status = call(stub, &v1::Sessions::Stub::Open, request, &response);
+          if (status.ok()) {
+            ++opened;
+          } else if (status.error_code() == grpc::RESOURCE_EXHAUSTED) {
+            ++exhausted;
+          } else {
+            ++other;
+          }
+        }
+      });
+    }
+    for (auto& flooder : flooders) flooder.join();
+  }
+  CHECK(other == 0);
+  CHECK(exhausted > 0);
+  CHECK(opened + exhausted == 100000);
+
+  // A KeepAlive whose client floods pings and never reads: the daemon answers
+  // pings at most every 5 ms, so little waits for the client (a full queue
+  // would end the stream); the session ends when the client goes.
+  v1::OpenRequest request;
+  request.set_owner("deaf");
+  v1::OpenResponse deaf;
+  // Once the flood's sessions have expired, there is room again.
+  REQUIRE(eventually([&] { return call(sessions, &v1::Sessions::Stub::Open, request, &deaf).ok(); }, 10s));
+  {
+    grpc::ClientContext context;
+    auto stream = sessions.KeepAlive(&context);
+    v1::KeepAliveRequest ping;
+    ping.set_session_id(deaf.session_id());
+    int written = 0;
+    const int64_t until = monotonicMicros() + 10 * 1000 * 1000;
+    while (monotonicMicros() < until && stream->Write(ping)) {
+      ping.set_ping_id(static_cast<uint64_t>(++written));
+    }
+    context.TryCancel();
+    stream->Finish();
+    std::printf("[measure] hostile: %d pings written on a KeepAlive that is never read\n", written);
+  }
+  REQUIRE(eventually([&] {
+    v1::CheckRequest check;
+    check.set_session_id(deaf.session_id());
+    check.set_name("x");
+    v1::CheckResponse response;
+    return call(locks, &v1::Locks::Stub::Check, check, &response).error_code() == grpc::FAILED_PRECONDITION;
+  }));
+
+  done = true;
+  checker.join();
+  const double rss_after = rssMiB(daemon.process().pid());
+  std::vector<double> ok_us;
+  for (double us : check_us) {
+    if (us >= 0) ok_us.push_back(us);
+  }
+  std::sort(ok_us.begin(), ok_us.end());
+  REQUIRE_FALSE(ok_us.empty());
+  std::printf(
+      "[measure] hostile: %d sessions opened, %d refused (max_sessions); daemon RSS %.1f MiB before, %.1f MiB after; "
+      "the good client's Check: %zu calls, p50 %.0f us, p99 %.0f us, %zu not HELD\n",
+      opened.load(), exhausted.load(), rss_before, rss_after, check_us.size(), ok_us[ok_us.size() / 2],
+      ok_us[ok_us.size() * 99 / 100], check_us.size() - ok_us.size());
+  // The good client never lost its lock and was never told otherwise.
+  CHECK(ok_us.size() == check_us.size());
+  CHECK(lock_changes == 0);
+  CHECK(held->guard->held());
+  // Bounded: the sessions it once held are gone, their memory reused.
+  CHECK(rss_after < rss_before + 64);
 }
