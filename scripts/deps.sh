@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what coordd needs to build, from Debian 12's packages; with the
-# argument "test", also what its tests need.
+# argument "test", also what its tests need; with "fuzz", clang and libFuzzer.
 set -euo pipefail
 packages=(
   cmake g++ make pkg-config ccache
@@ -12,6 +12,9 @@ if [ "${1:-}" = "test" ]; then
   # the fault suite partitions a daemon with network namespaces (iproute2);
   # the TLS tests make their certificates with openssl.
   packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl)
+fi
+if [ "${1:-}" = "fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -43,7 +43,9 @@ void SerialExecutor::run() {
       if (timers_.empty()) {
         cv_.wait(lock);
       } else {
-        cv_.wait_until(lock, timers_.begin()->first);
+        // A copy: stop() may free the timer while this waits on it.
+        const Clock::time_point next = timers_.begin()->first;
+        cv_.wait_until(lock, next);
       }
       continue;
     }

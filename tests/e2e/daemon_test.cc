@@ -228,14 +228,7 @@ TEST_CASE(
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
-  struct StopChecker {
-    std::atomic<bool>& done;
-    std::thread& thread;
-    ~StopChecker() {
-      done = true;
-      if (thread.joinable()) thread.join();
-    }
-  } stop_checker{done, checker};
+  StopAndJoin stop_checker(done, checker);
 
   auto ch = channel(daemon);
   v1::Sessions::Stub sessions(ch);
@@ -319,7 +312,7 @@ TEST_CASE(
   }));
 
   done = true;
-  checker.join();
+  checker.join();  // before reading check_us
   const double rss_after = rssMiB(daemon.process().pid());
   std::vector<double> ok_us;
   for (double us : check_us) {
@@ -336,6 +329,9 @@ TEST_CASE(
   CHECK(ok_us.size() == check_us.size());
   CHECK(lock_changes == 0);
   CHECK(held->guard->held());
-  // Bounded: the sessions it once held are gone, their memory reused.
+  // Bounded: the sessions it once held are gone, their memory reused. (Under
+  // AddressSanitizer freed memory sits in quarantine: RSS says nothing.)
+#ifndef __SANITIZE_ADDRESS__
   CHECK(rss_after < rss_before + 64);
+#endif
 }

@@ -232,6 +232,15 @@ class Scenario {
     return holders.empty() ? pick(slots_) : holders[pick(holders)];
   }
 
+  // The client a fault hits: `at_client`, else one that holds something.
+  Slot& aimAtClient(FaultRecord& fault, std::optional<int> at_client) {
+    Slot& slot = slots_[at_client ? static_cast<size_t>(*at_client) : pickHolder()];
+    fault.client = slot.record.config.slot;
+    fault.target = absl::StrCat("client ", fault.client);
+    fault.start_us = monotonicMicros();
+    return slot;
+  }
+
   // Injects one fault, waits out its duration, undoes it and waits until
   // every daemon serves again.
   void inject(FaultKind kind, std::optional<int> at_client) {
@@ -241,10 +250,7 @@ class Scenario {
     const auto timeout = config_.session_timeout;
     switch (kind) {
       case FaultKind::kClientKill: {
-        Slot& slot = slots_[at_client ? static_cast<size_t>(*at_client) : pickHolder()];
-        fault.client = slot.record.config.slot;
-        fault.target = absl::StrCat("client ", fault.client);
-        fault.start_us = monotonicMicros();
+        Slot& slot = aimAtClient(fault, at_client);
         slot.process->signal(SIGKILL);
         slot.process->wait(5s);
         slot.record.lives.back().killed_us = fault.start_us;
@@ -253,10 +259,7 @@ class Scenario {
         break;
       }
       case FaultKind::kClientStop: {
-        Slot& slot = slots_[at_client ? static_cast<size_t>(*at_client) : pickHolder()];
-        fault.client = slot.record.config.slot;
-        fault.target = absl::StrCat("client ", fault.client);
-        fault.start_us = monotonicMicros();
+        Slot& slot = aimAtClient(fault, at_client);
         slot.process->signal(SIGSTOP);
         std::this_thread::sleep_for(config_.client_ttl + 1s);
         slot.process->signal(SIGCONT);

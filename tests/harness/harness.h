@@ -2,12 +2,14 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace coordd::e2e {
@@ -94,6 +96,23 @@ class Daemon {
   int runs_ = 0;
   std::unique_ptr<Process> process_;
   int next_output_ = 0;
+};
+
+// Sets `done` and joins `thread` when it goes out of scope, however the scope
+// ends (a failed REQUIRE included), so that no test leaves a thread running.
+class StopAndJoin {
+ public:
+  StopAndJoin(std::atomic<bool>& done, std::thread& thread) : done_(done), thread_(thread) {}
+  ~StopAndJoin() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  StopAndJoin(const StopAndJoin&) = delete;
+  StopAndJoin& operator=(const StopAndJoin&) = delete;
+
+ private:
+  std::atomic<bool>& done_;
+  std::thread& thread_;
 };
 
 // Waits up to `timeout` until `condition` holds, checking every millisecond.

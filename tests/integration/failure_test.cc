@@ -147,14 +147,7 @@ TEST_CASE(
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
-  struct StopWatcher {
-    std::atomic<bool>& done;
-    std::thread& thread;
-    ~StopWatcher() {
-      done = true;
-      thread.join();
-    }
-  } stop_watcher{done, watcher};
+  StopAndJoin stop_watcher(done, watcher);
   std::atomic<int64_t> granted_at{0};
   int64_t b_token = 0;
   std::thread waiter([&] {
