@@ -211,13 +211,14 @@ void ZookeeperBackend::onSession(int64_t generation, int state) {
     // about when the last probe was answered: then it is gone anyway.
     const auto timeout = absl::ToChronoNanoseconds(info().session_timeout);
     const auto now = SerialExecutor::Clock::now();
-    const auto expiry = confirmed_sent_ == SerialExecutor::Clock::time_point{} ? now + timeout
-                                                                               : std::max(now, confirmed_sent_ + timeout);
+    const auto expiry = confirmed_sent_ == SerialExecutor::Clock::time_point{}
+                            ? now + timeout
+                            : std::max(now, confirmed_sent_ + timeout);
     executor_.postAt(expiry, [this, generation, suspension] {
-                       if (generation == generation_ && link_ == Link::kSuspended && suspension == suspensions_) {
-                         expire("no contact with ZooKeeper for the session timeout");
-                       }
-                     });
+      if (generation == generation_ && link_ == Link::kSuspended && suspension == suspensions_) {
+        expire("no contact with ZooKeeper for the session timeout");
+      }
+    });
   } else if (state == ZOO_EXPIRED_SESSION_STATE) {
     expire("ZooKeeper session expired");
   } else if (state == ZOO_AUTH_FAILED_STATE) {

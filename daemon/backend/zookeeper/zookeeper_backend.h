@@ -188,7 +188,7 @@ class ZookeeperBackend : public Backend {
   std::optional<Member> self_;
   int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
   int64_t next_round_ = 1;
-  bool opening_ = false;  // making the chroot of a new session
+  bool opening_ = false;                                // making the chroot of a new session
   SerialExecutor::Clock::time_point confirmed_sent_{};  // latest probe answered, this session
   bool lapsed_ = false;                                 // deadline passed while connected
 
