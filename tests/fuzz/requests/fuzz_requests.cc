@@ -17,6 +17,7 @@
 #include "backend/memory/memory_store.h"
 #include "coordd/v1/coordd.pb.h"
 #include "core/core.h"
+#include "spdlog/spdlog.h"
 
 namespace {
 
@@ -50,8 +51,9 @@ Message parsed(FuzzedDataProvider& input) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  // Unparsable strings are expected here; protobuf need not say so each time.
-  static const bool quiet = (google::protobuf::SetLogHandler(nullptr), true);
+  // Unparsable strings are expected here, and sessions come and go by the
+  // thousand: neither protobuf nor coordd's log need say so each time.
+  static const bool quiet = (google::protobuf::SetLogHandler(nullptr), spdlog::set_level(spdlog::level::off), true);
   (void)quiet;
   static Daemon* daemon = new Daemon();  // never destroyed: threads outlive main
   core::Core& core = daemon->core;
