@@ -102,9 +102,11 @@ class ClientRun {
       }
       token->store(guard->token());
       log_.add("begin", resource_name_, guard->token());
-      // The unsafe client holds longer, to be caught more surely.
-      const auto until = std::chrono::steady_clock::now() +
-                         std::chrono::milliseconds(config_.unsafe ? randomMs(2000, 4000) : randomMs(30, 300));
+      // The unsafe client never lets go by itself: whatever fault hits it,
+      // it goes on acting, and the checker must see it.
+      const auto until = config_.unsafe
+                             ? std::chrono::steady_clock::time_point::max()
+                             : std::chrono::steady_clock::now() + std::chrono::milliseconds(randomMs(30, 300));
       bool believed = true;
       while (std::chrono::steady_clock::now() < until && !stop_requested) {
         const bool held = guard->held();
@@ -156,8 +158,9 @@ class ClientRun {
       if (term == 0 && primary) {
         term = current;
         log_.add("begin", resource_name_, term);
-        step_down_at = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(config_.unsafe ? randomMs(3000, 6000) : randomMs(300, 2500));
+        step_down_at = config_.unsafe
+                           ? std::chrono::steady_clock::time_point::max()
+                           : std::chrono::steady_clock::now() + std::chrono::milliseconds(randomMs(300, 2500));
       }
       if (term != 0) {
         writer_.write(resource_name_, term, primary && current == term, !config_.unsafe);

@@ -192,8 +192,9 @@ class Scenario {
     }
   }
 
-  // Aims at the unsafe clients while they hold: the lock client is paused
-  // past its ttl, the election client's daemon past the session timeout.
+  // Aims at the unsafe clients once they hold (which they then do to the
+  // end): the lock client is paused past its ttl, the election client's
+  // daemon past the session timeout.
   void unsafeFaults() {
     for (int round = 0; round < 2; ++round) {
       for (int slot : {0, config_.lock_clients}) {
