@@ -180,18 +180,6 @@ TEST_CASE("bad input gets the documented codes while a good client keeps working
   CHECK(daemon.process().running());
 }
 
-namespace {
-
-// VmRSS of a process, in MiB.
-double rssMiB(pid_t pid) {
-  for (const auto& line : readLines("/proc/" + std::to_string(pid) + "/status")) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return -1;
-}
-
-}  // namespace
-
 TEST_CASE(
     "hostile clients - 100000 session opens - a KeepAlive never read - a ping flood - 1 MiB names - memory stays "
     "bounded and a good client keeps its lock",
@@ -205,7 +193,7 @@ TEST_CASE(
   auto held = good->tryLock("precious", options);
   REQUIRE(held.ok());
   REQUIRE(held->acquired());
-  const double rss_before = rssMiB(daemon.process().pid());
+  const double rss_before = static_cast<double>(rssKiB(daemon.process().pid())) / 1024.0;
 
   // The good client checks its lock all along, as a primary would.
   std::atomic<bool> done{false};
@@ -318,7 +306,7 @@ TEST_CASE(
 
   done = true;
   checker.join();  // before reading check_us
-  const double rss_after = rssMiB(daemon.process().pid());
+  const double rss_after = static_cast<double>(rssKiB(daemon.process().pid())) / 1024.0;
   std::vector<double> ok_us;
   for (double us : check_us) {
     if (us >= 0) ok_us.push_back(us);

@@ -188,10 +188,7 @@ std::string resourceOf(const ClientConfig& config) {
 }
 
 std::vector<std::string> clientCommand(const ClientConfig& config) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  self[n > 0 ? n : 0] = '\0';
-  return {self,
+  return {e2e::selfPath(),
           kClientFlag,
           absl::StrCat(config.slot),
           config.role == ClientConfig::Role::kLock ? "lock" : "election",

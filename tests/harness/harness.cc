@@ -14,8 +14,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 extern char** environ;
 
@@ -178,6 +181,24 @@ std::string readFile(const std::string& path) {
 
 std::vector<std::string> readLines(const std::string& path) {
   return absl::StrSplit(readFile(path), '\n', absl::SkipEmpty());
+}
+
+std::string selfPath() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  return std::string(self, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+int64_t rssKiB(pid_t pid) {
+  for (const auto& line : readLines("/proc/" + std::to_string(pid) + "/status")) {
+    int64_t kib = 0;
+    // "VmRSS:     1234 kB"
+    if (line.rfind("VmRSS:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")), &kib)) {
+      return kib;
+    }
+  }
+  return -1;
 }
 
 int64_t monotonicMicros() {

@@ -122,6 +122,10 @@ std::string readFile(const std::string& path);
 std::vector<std::string> readLines(const std::string& path);
 // CLOCK_MONOTONIC in microseconds: the same clock in every process.
 int64_t monotonicMicros();
+// The path of this executable, for running it again in a worker mode.
+std::string selfPath();
+// Resident memory (VmRSS) of a process in KiB; -1 if it cannot be read.
+int64_t rssKiB(pid_t pid);
 
 // The e2e binary doubles as a worker for `coordctl elect/lock -- CMD`.
 // Returns the exit code when argv asks for worker mode, nullopt otherwise.

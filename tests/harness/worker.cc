@@ -34,10 +34,7 @@ void logLine(const std::string& log_file, const std::string& what) {
 }  // namespace
 
 std::vector<std::string> workerCommand(const std::string& lock_file, const std::string& log_file) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  self[n > 0 ? n : 0] = '\0';
-  return {self, kWorkerFlag, lock_file, log_file};
+  return {selfPath(), kWorkerFlag, lock_file, log_file};
 }
 
 std::vector<WorkerLine> workerLog(const std::string& path) {

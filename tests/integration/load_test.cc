@@ -4,9 +4,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
 
-#include "absl/strings/numbers.h"
 #include "cluster.h"
 #include "coordd/admin.h"
 #include "kazoo.h"
@@ -20,17 +18,6 @@ constexpr int kWorkers = 10;
 constexpr int kSessionsPerWorker = 100;
 constexpr int kLocksPerSession = 10;
 constexpr int kElections = 100;
-
-// VmRSS of a process, in KiB.
-int64_t rssKiB(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    int64_t kib = 0;
-    if (line.rfind("VmRSS:", 0) == 0 && absl::SimpleAtoi(line.substr(6, line.size() - 6 - 3), &kib)) return kib;
-  }
-  return -1;
-}
 
 double secondsSince(int64_t start_us) { return static_cast<double>(monotonicMicros() - start_us) / 1e6; }
 

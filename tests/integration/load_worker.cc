@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "coordd/client.h"
+#include "harness.h"
 
 namespace coordd::e2e {
 namespace {
@@ -25,10 +26,7 @@ std::string loadElection(int session) { return absl::StrCat("load-election-", se
 
 std::vector<std::string> loadWorkerCommand(const std::string& address, int first_session, int sessions, int locks,
                                            int elections, const std::string& ready) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  self[n > 0 ? n : 0] = '\0';
-  return {self,
+  return {selfPath(),
           kFlag,
           address,
           absl::StrCat(first_session),
