@@ -72,7 +72,8 @@ TEST_CASE("library: election handles follow primaryship - the change callback fi
   REQUIRE((*first)->resign().ok());
   REQUIRE(eventually([&] { return (*second)->isPrimary(); }));
   CHECK((*second)->term() > first_term);
-  CHECK(changes.load() >= 1);
+  // The callback runs after the state is published, outside the session's lock.
+  CHECK(eventually([&] { return changes.load() >= 1; }));
   auto checked = (*second)->checkStatus();
   REQUIRE(checked.ok());
   CHECK(checked->status == coordd::ElectionStatus::kPrimary);
