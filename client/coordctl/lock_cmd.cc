@@ -1,11 +1,11 @@
 // coordctl lock NAME [--wait DUR] [--grace DUR] -- CMD...
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "commands.h"
 #include "output.h"
 #include "supervise.h"
@@ -73,16 +73,16 @@ Acquired tryOnce(const Invocation& invocation, Session& session, const LockOptio
 Acquired waitFor(const Invocation& invocation, Session& session, absl::Duration wait, const LockOptions& options,
                  EventWaiter& waiter) {
   const std::string& name = invocation.args[0];
-  absl::Mutex mu;
+  std::mutex mu;
   std::optional<absl::StatusOr<LockGuard>> outcome;
   std::thread acquirer([&] {
     absl::StatusOr<LockGuard> guard = session.lock(name, wait, options);
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     outcome = std::move(guard);
     waiter.notify();
   });
   const auto done = [&] {
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     return outcome.has_value();
   };
   while (!done()) {

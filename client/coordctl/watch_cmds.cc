@@ -1,9 +1,9 @@
 // coordctl leader NAME, coordctl observe NAME: who is primary, once or live.
 
+#include <mutex>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "commands.h"
 #include "output.h"
@@ -60,7 +60,7 @@ int runObserve(const Invocation& invocation) {
   absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
   if (!client.ok()) return fail("connect", client.status());
 
-  absl::Mutex mu;
+  std::mutex mu;
   std::optional<absl::Status> ended;
   const auto on_change = [&](const std::optional<LeaderInfo>& leader) {
     const int64_t now_ms = absl::ToUnixMillis(absl::Now());
@@ -73,7 +73,7 @@ int runObserve(const Invocation& invocation) {
     }
   };
   const auto on_end = [&](const absl::Status& status) {
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     ended = status;
     (*waiter)->notify();
   };
@@ -83,7 +83,7 @@ int runObserve(const Invocation& invocation) {
   for (;;) {
     const EventWaiter::Event event = (*waiter)->wait();
     if (event.kind == EventWaiter::Event::Kind::kSignal) return kExitOk;  // the Observer cancels the stream
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     if (ended) {
       return fail(absl::StrCat("observe ", name),
                   ended->ok() ? absl::UnavailableError("coordd closed the stream") : *ended);

@@ -1,14 +1,15 @@
 #include "coordd/primary_loop.h"
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
-
-#include "absl/synchronization/mutex.h"
+#include <mutex>
 
 namespace coordd {
 namespace {
 
 // How often a waiting loop looks at `stop`, which nobody signals.
-constexpr absl::Duration kStopPoll = absl::Milliseconds(100);
+constexpr std::chrono::milliseconds kStopPoll{100};
 
 bool retryable(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) || absl::IsAborted(status);
@@ -20,30 +21,30 @@ bool retryable(const absl::Status& status) {
 class Wakeup {
  public:
   void notify() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     notified_ = true;
-    cv_.Signal();
+    cv_.notify_one();
   }
 
   // Forgets changes seen so far: the next check reads the current state.
   void clear() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     notified_ = false;
   }
 
   void waitFor(absl::Duration interval, bool wake_on_change, const std::atomic<bool>& stop) {
-    const absl::Time deadline = absl::Now() + interval;
-    absl::MutexLock lock(&mu_);
+    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
+    std::unique_lock<std::mutex> lock(mu_);
     while (!(wake_on_change && notified_) && !stop.load()) {
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) break;
-      cv_.WaitWithTimeout(&mu_, std::min(left, kStopPoll));
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      cv_.wait_until(lock, std::min(deadline, now + kStopPoll));
     }
   }
 
  private:
-  absl::Mutex mu_;
-  absl::CondVar cv_;
+  std::mutex mu_;
+  std::condition_variable cv_;
   bool notified_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -17,7 +17,7 @@ Endpoint::Endpoint(std::string address_in, std::shared_ptr<grpc::Channel> channe
 
 Endpoint::~Endpoint() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     // The last reference: the channel shuts down, which completes the watch.
     channel.reset();
@@ -30,7 +30,7 @@ void Endpoint::watch() {
   bool ok = false;
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
       // Waiting on the queue below polls the channel's connection.
       channel->NotifyOnStateChange(channel->GetState(/*try_to_connect=*/false), gpr_inf_future(GPR_CLOCK_REALTIME),

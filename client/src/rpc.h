@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -11,7 +12,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordd/types.h"
 #include "coordd/v1/coordd.grpc.pb.h"
@@ -42,7 +42,7 @@ struct Endpoint {
  private:
   void watch();
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::CompletionQueue watch_queue_;
   std::thread watcher_;

@@ -83,7 +83,7 @@ LockState LockGuard::state() const {
 std::string LockGuard::reason() const {
   if (!entry_) return {};
   if (state() == LockState::kSuspended && entry_->state.load() == LockState::kHeld) return detail::kLeaseExpired;
-  absl::MutexLock lock(&entry_->mu);
+  std::lock_guard<std::mutex> lock(entry_->mu);
   return entry_->reason;
 }
 
@@ -109,7 +109,7 @@ ElectionStatus Election::status() const {
 }
 
 ElectionState Election::state() const {
-  absl::MutexLock lock(&entry_->mu);
+  std::lock_guard<std::mutex> lock(entry_->mu);
   ElectionState state{entry_->status.load(), entry_->term.load(), entry_->reason};
   if (state.status == ElectionStatus::kPrimary && !core_->leased()) {
     state.status = ElectionStatus::kSuspended;

@@ -76,7 +76,7 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
       response.keepalive_window_ms() > 0 ? absl::Milliseconds(response.keepalive_window_ms()) : ttl;
   core->ping_interval_ = std::max(window / 3, absl::Milliseconds(100));
   {
-    absl::MutexLock lock(&core->mu_);
+    std::lock_guard<std::mutex> lock(core->mu_);
     core->window_ = window;
   }
 
@@ -93,18 +93,18 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
   core->events_ = std::thread([raw = core.get()] { raw->eventLoop(); });
   // The daemon answers the first ping at once: with its lease, a lock taken
   // right away reads HELD. Without an answer the session starts suspended.
-  absl::MutexLock lock(&core->mu_);
-  core->mu_.AwaitWithTimeout(absl::Condition(core.get(), &SessionCore::started), kCallTimeout);
+  std::unique_lock<std::mutex> lock(core->mu_);
+  core->started_.wait_for(lock, absl::ToChronoNanoseconds(kCallTimeout), [&] { return core->started(); });
   return core;
 }
 
 absl::Duration SessionCore::window() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return window_;
 }
 
 std::string SessionCore::endReason() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return ended_.load() ? end_reason_ : std::string();
 }
 
@@ -124,14 +124,14 @@ absl::Status SessionCore::closeRpc() {
 
 absl::Status SessionCore::close() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (closing_) return absl::OkStatus();
     closing_ = true;
     for (grpc::ClientContext* context : blocking_) context->TryCancel();
   }
   bool silent = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     silent = silent_;
   }
   // A daemon that has been silent would likely not answer Close either; it
@@ -154,7 +154,7 @@ absl::Status SessionCore::sessionUsable() const {
 // --- Locks -------------------------------------------------------------------
 
 absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::registerLock(std::string name, LockCallback on_change) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
   auto [it, inserted] = locks_held_.try_emplace(name);
   if (!inserted) return absl::AlreadyExistsError(absl::StrCat("this session already holds or awaits lock ", name));
@@ -163,7 +163,7 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::registerLock(std::string
 }
 
 void SessionCore::unregisterLock(const LockEntry& entry) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = locks_held_.find(entry.name);
   if (it != locks_held_.end() && it->second.get() == &entry) locks_held_.erase(it);
 }
@@ -174,8 +174,8 @@ void SessionCore::completeLock(LockEntry& entry, int64_t token) {
     // mu_ is held throughout so that the silence cannot end between reading
     // silent_ and settling the state: the re-check after it then sees this
     // entry no longer pending.
-    absl::MutexLock session_lock(&mu_);
-    absl::MutexLock lock(&entry.mu);
+    std::lock_guard<std::mutex> session_lock(mu_);
+    std::lock_guard<std::mutex> lock(entry.mu);
     entry.token.store(token);
     entry.pending = false;
     // The caller learns this state from the guard it gets: no callbacks.
@@ -233,7 +233,7 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::lock(std::string name, a
   };
   bool closed_first = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     closed_first = closing_;
     if (!closed_first) blocking_.insert(&context);
   }
@@ -244,7 +244,7 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::lock(std::string name, a
   const grpc::Status rpc = locks_->Acquire(&context, request, &response);
   bool closing = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     blocking_.erase(&context);
     closing = closing_;
   }
@@ -259,7 +259,7 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::lock(std::string name, a
 
 absl::Status SessionCore::release(LockEntry& entry) {
   {
-    absl::MutexLock lock(&entry.mu);
+    std::lock_guard<std::mutex> lock(entry.mu);
     if (entry.pending || isFinal(entry.state.load())) return absl::OkStatus();
     entry.state.store(LockState::kReleased);
     entry.reason.clear();
@@ -279,15 +279,15 @@ absl::Status SessionCore::release(LockEntry& entry) {
 // --- Elections ---------------------------------------------------------------
 
 void SessionCore::unregisterElection(const ElectionEntry& entry) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = candidacies_.find(entry.name);
   if (it != candidacies_.end() && it->second.get() == &entry) candidacies_.erase(it);
 }
 
 bool SessionCore::applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes) {
   // As in completeLock: mu_ keeps the silence from ending meanwhile.
-  absl::MutexLock session_lock(&mu_);
-  absl::MutexLock lock(&entry.mu);
+  std::lock_guard<std::mutex> session_lock(mu_);
+  std::lock_guard<std::mutex> lock(entry.mu);
   if (entry.version != version) return false;
   ++entry.version;
   if (silent_ && answer.status == ElectionStatus::kPrimary) {
@@ -304,7 +304,7 @@ absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string
                                                                      CampaignOptions options) {
   std::shared_ptr<ElectionEntry> entry;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
     auto [it, inserted] = candidacies_.try_emplace(election);
     if (!inserted) return absl::AlreadyExistsError(absl::StrCat("this session already campaigns in ", election));
@@ -333,7 +333,7 @@ absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string
 absl::StatusOr<ElectionState> SessionCore::checkStatus(ElectionEntry& entry) {
   uint64_t version = 0;
   {
-    absl::MutexLock lock(&entry.mu);
+    std::lock_guard<std::mutex> lock(entry.mu);
     if (entry.closed) return ElectionState{entry.status.load(), entry.term.load(), entry.reason};
     version = entry.version;
   }
@@ -347,12 +347,12 @@ absl::StatusOr<ElectionState> SessionCore::checkStatus(ElectionEntry& entry) {
 
 absl::Status SessionCore::rejoin(ElectionEntry& entry) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
   }
   uint64_t version = 0;
   {
-    absl::MutexLock lock(&entry.mu);
+    std::lock_guard<std::mutex> lock(entry.mu);
     if (entry.closed) return absl::FailedPreconditionError(absl::StrCat("resigned from ", entry.name));
     version = entry.version;
   }
@@ -393,7 +393,7 @@ absl::StatusOr<ElectionState> SessionCore::statusRpc(const ElectionEntry& entry)
 
 absl::Status SessionCore::resign(ElectionEntry& entry) {
   {
-    absl::MutexLock lock(&entry.mu);
+    std::lock_guard<std::mutex> lock(entry.mu);
     if (entry.closed) return absl::OkStatus();
     entry.closed = true;
     entry.status.store(ElectionStatus::kNotCandidate);

@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -19,7 +21,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordd/session.h"
 #include "rpc.h"
@@ -40,7 +41,7 @@ struct LockEntry {
   std::atomic<LockState> state{LockState::kHeld};
   std::atomic<int64_t> token{0};
 
-  absl::Mutex mu;
+  std::mutex mu;
   std::string reason ABSL_GUARDED_BY(mu);
   // The acquire call is in flight: the token is not known yet, so an event
   // cannot be matched and is kept in `early` until it is.
@@ -62,7 +63,7 @@ struct ElectionEntry {
   std::atomic<ElectionStatus> status{ElectionStatus::kNotCandidate};
   std::atomic<int64_t> term{0};
 
-  absl::Mutex mu;
+  std::mutex mu;
   std::string reason ABSL_GUARDED_BY(mu);
   // Resigned, or the session ended: nothing changes any more.
   bool closed ABSL_GUARDED_BY(mu) = false;
@@ -198,8 +199,11 @@ class SessionCore {
   // steady_clock ticks; 0 until the first heartbeat.
   std::atomic<Clock::rep> lease_until_{0};
 
-  mutable absl::Mutex mu_;
-  absl::CondVar wake_;
+  mutable std::mutex mu_;
+  // The event thread waits on it for work.
+  std::condition_variable wake_;
+  // open() waits on it for the first heartbeat (or the end).
+  std::condition_variable started_;
   std::deque<Incoming> incoming_ ABSL_GUARDED_BY(mu_);
   absl::Duration window_ ABSL_GUARDED_BY(mu_);
   // The lease ran out: held locks and primaryships are suspended.

@@ -27,9 +27,12 @@ bool SessionCore::sendPing(v1::KeepAliveRequest request) {
 }
 
 void SessionCore::onHeartbeat(const v1::Heartbeat& heartbeat) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (heartbeat.keepalive_window_ms() > 0) window_ = absl::Milliseconds(heartbeat.keepalive_window_ms());
-  first_heartbeat_ = true;
+  if (!first_heartbeat_) {
+    first_heartbeat_ = true;
+    started_.notify_all();
+  }
   if (heartbeat.lease_ms() <= 0) return;
   auto sent = std::find_if(pings_sent_.begin(), pings_sent_.end(),
                            [&](const auto& ping) { return ping.first == heartbeat.ping_id(); });
@@ -42,21 +45,21 @@ void SessionCore::readLoop() {
   for (;;) {
     Incoming item{Incoming::Kind::kMessage, {}, {}};
     if (!stream_->Read(&item.message)) break;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     incoming_.push_back(std::move(item));
-    wake_.Signal();
+    wake_.notify_one();
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   incoming_.push_back(Incoming{Incoming::Kind::kEnd, {}, {}});
-  wake_.Signal();
+  wake_.notify_one();
 }
 
 void SessionCore::post(Notes notes) {
   if (notes.empty()) return;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (ended_.load()) return;  // the end already reported the final states
   incoming_.push_back(Incoming{Incoming::Kind::kNotes, {}, std::move(notes)});
-  wake_.Signal();
+  wake_.notify_one();
 }
 
 void SessionCore::eventLoop() {
@@ -66,7 +69,7 @@ void SessionCore::eventLoop() {
     std::deque<Incoming> batch;
     bool went_silent = false;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       while (incoming_.empty()) {
         const Clock::time_point now = Clock::now();
         Clock::time_point wake_at = next_ping;
@@ -79,7 +82,7 @@ void SessionCore::eventLoop() {
           wake_at = std::min(wake_at, silent_at);
         }
         if (now >= wake_at) break;
-        wake_.WaitWithTimeout(&mu_, absl::FromChrono(wake_at - now));
+        wake_.wait_until(lock, wake_at);
       }
       batch.swap(incoming_);
     }
@@ -98,7 +101,7 @@ void SessionCore::eventLoop() {
           const grpc::Status stream_status = stream_->Finish();
           std::string why;
           {
-            absl::MutexLock lock(&mu_);
+            std::lock_guard<std::mutex> lock(mu_);
             why = closing_ ? "closed by client"
                            : absl::StrCat("KeepAlive stream broke: ", toStatus(*endpoint_, stream_status).ToString());
           }
@@ -112,7 +115,7 @@ void SessionCore::eventLoop() {
     // the daemon is answering now.
     bool renewed = false;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       renewed = leased() && std::any_of(batch.begin(), batch.end(), [](const Incoming& item) {
                   return item.kind == Incoming::Kind::kMessage && item.message.has_heartbeat();
                 });
@@ -156,14 +159,14 @@ void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
 void SessionCore::onLockEvent(const v1::LockEvent& event, Notes& notes) {
   std::shared_ptr<LockEntry> entry;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = locks_held_.find(event.name());
     if (it == locks_held_.end()) return;
     entry = it->second;
   }
   bool lost = false;
   {
-    absl::MutexLock lock(&entry->mu);
+    std::lock_guard<std::mutex> lock(entry->mu);
     if (entry->pending) {
       entry->early = event;
       return;
@@ -180,12 +183,12 @@ void SessionCore::onLockEvent(const v1::LockEvent& event, Notes& notes) {
 void SessionCore::onElectionEvent(const v1::ElectionEvent& event, Notes& notes) {
   std::shared_ptr<ElectionEntry> entry;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = candidacies_.find(event.election());
     if (it == candidacies_.end()) return;
     entry = it->second;
   }
-  absl::MutexLock lock(&entry->mu);
+  std::lock_guard<std::mutex> lock(entry->mu);
   ++entry->version;
   setElectionState(*entry, ElectionState{toElectionStatus(event.status()), event.term(), event.reason()}, notes);
 }
@@ -195,21 +198,21 @@ void SessionCore::suspendAll(Notes& notes) {
   std::map<std::string, std::shared_ptr<LockEntry>> locks;
   std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     locks = locks_held_;
     candidacies = candidacies_;
   }
   // Answers requested before the silence are stale after it: bumping the
   // versions keeps them from undoing the suspension.
   for (auto& [name, entry] : locks) {
-    absl::MutexLock lock(&entry->mu);
+    std::lock_guard<std::mutex> lock(entry->mu);
     ++entry->version;
     if (!entry->pending && entry->state.load() == LockState::kHeld) {
       setLockState(*entry, LockState::kSuspended, reason, notes);
     }
   }
   for (auto& [name, entry] : candidacies) {
-    absl::MutexLock lock(&entry->mu);
+    std::lock_guard<std::mutex> lock(entry->mu);
     ++entry->version;
     if (entry->status.load() == ElectionStatus::kPrimary) {
       setElectionState(*entry, ElectionState{ElectionStatus::kSuspended, entry->term.load(), reason}, notes);
@@ -221,7 +224,7 @@ bool SessionCore::recheckAll(Notes& notes) {
   std::map<std::string, std::shared_ptr<LockEntry>> locks;
   std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     locks = locks_held_;
     candidacies = candidacies_;
   }
@@ -231,7 +234,7 @@ bool SessionCore::recheckAll(Notes& notes) {
   for (auto& [name, entry] : locks) {
     uint64_t version = 0;
     {
-      absl::MutexLock lock(&entry->mu);
+      std::lock_guard<std::mutex> lock(entry->mu);
       if (entry->pending || isFinal(entry->state.load())) continue;
       version = entry->version;
     }
@@ -246,7 +249,7 @@ bool SessionCore::recheckAll(Notes& notes) {
     if (!status.ok()) return false;
     bool lost = false;
     {
-      absl::MutexLock lock(&entry->mu);
+      std::lock_guard<std::mutex> lock(entry->mu);
       if (entry->version != version) continue;
       ++entry->version;
       const bool ours = response.fencing_token() == entry->token.load();
@@ -262,7 +265,7 @@ bool SessionCore::recheckAll(Notes& notes) {
   for (auto& [name, entry] : candidacies) {
     uint64_t version = 0;
     {
-      absl::MutexLock lock(&entry->mu);
+      std::lock_guard<std::mutex> lock(entry->mu);
       if (entry->closed) continue;
       version = entry->version;
     }
@@ -277,22 +280,23 @@ bool SessionCore::recheckAll(Notes& notes) {
 void SessionCore::endSession(std::string why, Notes& notes) {
   // mu_ is held throughout so that nothing is registered meanwhile, and the
   // final states are set before ended_ publishes the end.
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (ended_.load()) return;
   end_reason_ = std::move(why);
   const std::string reason = absl::StrCat("session ended: ", end_reason_);
   for (auto& [name, entry] : locks_held_) {
-    absl::MutexLock entry_lock(&entry->mu);
+    std::lock_guard<std::mutex> entry_lock(entry->mu);
     setLockState(*entry, LockState::kLost, reason, notes);
   }
   for (auto& [name, entry] : candidacies_) {
-    absl::MutexLock entry_lock(&entry->mu);
+    std::lock_guard<std::mutex> entry_lock(entry->mu);
     setElectionState(*entry, ElectionState{ElectionStatus::kTerminated, entry->term.load(), reason}, notes);
     entry->closed = true;
   }
   locks_held_.clear();
   candidacies_.clear();
   ended_.store(true);
+  started_.notify_all();
   if (options_.on_ended) {
     notes.push_back([callback = options_.on_ended, why = end_reason_] { callback(why); });
   }
