@@ -33,8 +33,9 @@ void setLockState(LockEntry& entry, LockState state, std::string reason, Notes& 
 void setElectionState(ElectionEntry& entry, const ElectionState& next, Notes& notes) {
   if (entry.closed) return;
   if (entry.status.load() == next.status && entry.term.load() == next.term) return;
-  entry.status.store(next.status);
+  // The term first: a reader that sees the new status sees its term too.
   entry.term.store(next.term);
+  entry.status.store(next.status);
   entry.reason = next.reason;
   if (entry.on_change) notes.push_back([callback = entry.on_change, next] { callback(next); });
 }

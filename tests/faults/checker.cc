@@ -23,7 +23,7 @@ struct Belief {
   std::string resource;
   int64_t token = 0;
   int64_t from = 0;
-  int64_t to = 0;  // as logged (or death, or the end of the run)
+  int64_t to = 0;  // as logged; else its last act on it before death or the end of the run
   std::string why_ended;
   bool killed = false;  // it ended with the process
 };
@@ -50,8 +50,19 @@ std::vector<Belief> beliefsOf(const RunRecord& run) {
       const Incarnation& incarnation = client.lives[life];
       for (auto& [key, belief] : open) {
         belief.killed = incarnation.killed_us != 0;
-        belief.to = belief.killed ? incarnation.killed_us : run.end_us;
         belief.why_ended = belief.killed ? "killed" : "run ended";
+        // Never told otherwise, it believed until it died or the run ended,
+        // but it can only have acted on the belief until its last write: a
+        // process that stalled meanwhile (a slow machine, a sanitizer) did
+        // nothing with it.
+        const int64_t until = belief.killed ? incarnation.killed_us : run.end_us;
+        belief.to = belief.from;
+        for (const Write& write : run.writes) {
+          if (write.client == belief.slot && write.resource == belief.resource && write.token == belief.token &&
+              write.sent_us >= belief.from && write.sent_us <= until) {
+            belief.to = std::max(belief.to, write.sent_us);
+          }
+        }
         beliefs.push_back(belief);
       }
     }

@@ -149,10 +149,12 @@ class ClientRun {
     // The unsafe client believes in its primaryship until it steps down,
     // whatever the library says, even after the session ended.
     while (!stop_requested && (!session.ended() || (config_.unsafe && term != 0))) {
-      const bool primary = election.isPrimary();
-      const int64_t current = election.term();
+      // One consistent reading: the term it is primary in, not the next one.
+      const coordd::ElectionState now = election.state();
+      const bool primary = now.status == coordd::ElectionStatus::kPrimary;
+      const int64_t current = now.term;
       if (term != 0 && !config_.unsafe && (!primary || current != term)) {
-        log_.add("end", resource_name_, term, coordd::toString(election.status()));
+        log_.add("end", resource_name_, term, coordd::toString(now.status));
         term = 0;
       }
       if (term == 0 && primary) {

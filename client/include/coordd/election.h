@@ -36,6 +36,8 @@ class Election {
   // Local, microseconds: true only while kPrimary. Turns false as soon as the
   // daemon reports SUSPENDED or the keepalive watchdog fires.
   bool isPrimary() const;
+  // Each a separate read: the term may change between isPrimary() and
+  // term(). To act in a term, take both from state().
   int64_t term() const;
   ElectionStatus status() const;
   // status, term and reason, consistent with each other.
