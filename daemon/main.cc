@@ -3,12 +3,15 @@
 #include <cstdio>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "backend/memory/memory_backend.h"
 #include "backend/zookeeper/zookeeper_backend.h"
 #include "config/config.h"
 #include "config/logging.h"
 #include "core/core.h"
 #include "core/ids.h"
+#include "metrics/daemon_metrics.h"
+#include "metrics/http_server.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
   config::setupLogging(cfg.log_format, cfg.log_level);
   const std::string node_id = core::randomHex(32);
   spdlog::info("coordd {} starting: node {}", COORDD_VERSION, node_id);
+  auto metrics = std::make_shared<metrics::DaemonMetrics>();
   std::unique_ptr<backend::Backend> backend_ptr;
   if (cfg.zookeeper.empty()) {
     spdlog::warn(
@@ -52,23 +56,27 @@ int main(int argc, char** argv) {
         "this host");
     backend_ptr = std::make_unique<backend::memory::MemoryBackend>(std::make_shared<backend::memory::MemoryStore>());
   } else {
-    backend_ptr = std::make_unique<backend::zookeeper::ZookeeperBackend>(
-        backend::zookeeper::ZookeeperOptions{cfg.zookeeper, cfg.session_timeout, cfg.cleaner_interval,
-                                             cfg.cleaner_limit, cfg.zookeeper_auth, cfg.zookeeper_acl == "creator"});
+    backend_ptr = std::make_unique<backend::zookeeper::ZookeeperBackend>(backend::zookeeper::ZookeeperOptions{
+        cfg.zookeeper, cfg.session_timeout, cfg.cleaner_interval, cfg.cleaner_limit, cfg.zookeeper_auth,
+        cfg.zookeeper_acl == "creator", metrics});
   }
   backend::Backend& backend = *backend_ptr;
 
   server::Server* server_ptr = nullptr;
-  core::CoreOptions core_options{node_id, cfg.limits, [&server_ptr](bool serving) {
+  core::CoreOptions core_options{node_id, cfg.limits,
+                                 [&server_ptr](bool serving) {
                                    if (server_ptr) server_ptr->setServing(serving);
-                                 }};
+                                 },
+                                 metrics};
   core::Core core(core_options, backend);
   server::ServerOptions server_options{
       cfg.listen,
       {cfg.socket_mode, cfg.socket_owner, cfg.socket_group},
       {cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca},
       {cfg.api_uids, cfg.api_gids, cfg.admin_uids, cfg.admin_gids, cfg.admin_allowed_peers},
-      {COORDD_VERSION, node_id}};
+      {COORDD_VERSION, node_id},
+      cfg.health_listen,
+      metrics};
   auto server = server::Server::start(server_options, core, backend);
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().ToString());
@@ -78,6 +86,32 @@ int main(int argc, char** argv) {
   core.start();
   backend.registerMember(backend::Member{node_id, cfg.node_attributes, COORDD_VERSION, absl::Now()});
   for (const auto& address : (*server)->addresses()) spdlog::info("listening on {}", address);
+  std::unique_ptr<metrics::HttpServer> http;
+  if (!cfg.http_listen.empty()) {
+    auto started = metrics::HttpServer::start(
+        cfg.http_listen,
+        {{"/metrics",
+          [&metrics] {
+            return metrics::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics->registry.render()};
+          }},
+         {"/healthz",
+          [] {
+            return metrics::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+          }},
+         {"/readyz", [&core] {
+            const core::DaemonStatus status = core.daemonStatus();
+            if (status.ready) return metrics::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+            return metrics::HttpResponse{
+                503, "text/plain; charset=utf-8",
+                absl::StrCat("not ready: coordinator link ", backend::linkStateName(status.link), "\n")};
+          }}});
+    if (!started.ok()) {
+      spdlog::error("cannot start: http.listen: {}", started.status().ToString());
+      return 1;
+    }
+    http = *std::move(started);
+    spdlog::info("serving /metrics, /healthz and /readyz on http://{}", http->address());
+  }
 
   int signal = 0;
   sigwait(&signals, &signal);

@@ -10,8 +10,9 @@ packages=(
 if [ "${1:-}" = "test" ]; then
   # The integration tests run a real ZooKeeper and read its nodes with kazoo;
   # the fault suite partitions a daemon with network namespaces (iproute2);
-  # the TLS tests make their certificates with openssl.
-  packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl)
+  # the TLS tests make their certificates with openssl; the metrics tests
+  # scrape with curl.
+  packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl curl)
 fi
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)

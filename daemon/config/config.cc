@@ -87,18 +87,23 @@ absl::Status parsePositive(const std::string& value, int64_t& out) {
   return absl::OkStatus();
 }
 
+// `expected` names the accepted forms in the error.
+absl::Status validateHostPort(const std::string& value, const char* expected = "host:port") {
+  size_t colon = value.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return bad(value, expected);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status validateListen(const std::string& value) {
   if (absl::StartsWith(value, "unix:")) {
     if (value.size() <= 5 || value[5] != '/') return bad(value, "unix:/absolute/path");
     return absl::OkStatus();
   }
-  size_t colon = value.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 0 ||
-      port > 65535) {
-    return bad(value, "unix:/path or host:port");
-  }
-  return absl::OkStatus();
+  return validateHostPort(value, "unix:/path or host:port");
 }
 
 const std::vector<Option>& options() {
@@ -150,6 +155,26 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) {
          c.tls_client_ca = v;
          return readableFile(v);
+       }},
+      {"http.listen", "--http", Shape::kScalar,
+       "host:port serving Prometheus /metrics, /healthz (alive) and /readyz (coordinator connected) over HTTP. "
+       "Default: off.",
+       [](Config& c, const std::string& v) {
+         if (!v.empty()) {
+           if (auto status = validateHostPort(v); !status.ok()) return status;
+         }
+         c.http_listen = v;
+         return absl::OkStatus();
+       }},
+      {"health.listen", "--health-listen", Shape::kScalar,
+       "host:port serving only grpc.health.v1.Health, plaintext, for Kubernetes gRPC probes (SERVING while the "
+       "coordinator is connected). Default: off.",
+       [](Config& c, const std::string& v) {
+         if (!v.empty()) {
+           if (auto status = validateHostPort(v); !status.ok()) return status;
+         }
+         c.health_listen = v;
+         return absl::OkStatus();
        }},
       {"log_format", "--log-format", Shape::kScalar, "text or json. Default text.",
        [](Config& c, const std::string& v) {
@@ -450,6 +475,7 @@ std::string describe(const Config& config) {
       "listen: [%s]\nsocket_mode: \"%04o\"\nsocket_owner: %s\nsocket_group: %s\n"
       "access:\n  api_uids: [%s]\n  api_gids: [%s]\n  admin_uids: [%s]\n  admin_gids: [%s]\n"
       "tls:\n  cert: \"%s\"\n  key: \"%s\"\n  client_ca: \"%s\"\n"
+      "http:\n  listen: \"%s\"\nhealth:\n  listen: \"%s\"\n"
       "log_format: %s\nlog_level: %s\nshutdown_timeout: %s\n"
       "limits:\n  max_sessions: %d\n  max_holds_per_session: %d\n  max_observers: %d\nadmin:\n  allowed_peers: [%s]\n"
       "node_attributes:%s\nzookeeper:\n  ensemble: \"%s\"\n  session_timeout: %s\n  cleaner_interval: %s\n"
@@ -458,11 +484,11 @@ std::string describe(const Config& config) {
       config.socket_owner ? absl::StrCat(*config.socket_owner) : "\"\"",
       config.socket_group ? absl::StrCat(*config.socket_group) : "\"\"", absl::StrJoin(config.api_uids, ", "),
       absl::StrJoin(config.api_gids, ", "), absl::StrJoin(config.admin_uids, ", "),
-      absl::StrJoin(config.admin_gids, ", "), config.tls_cert, config.tls_key, config.tls_client_ca, config.log_format,
-      config.log_level, absl::FormatDuration(config.shutdown_timeout), config.limits.max_sessions,
-      config.limits.max_holds_per_session, config.limits.max_observers, absl::StrJoin(config.admin_allowed_peers, ", "),
-      attributes.empty() ? " {}" : attributes, config.zookeeper, absl::FormatDuration(config.session_timeout),
-      absl::FormatDuration(config.cleaner_interval), config.cleaner_limit,
+      absl::StrJoin(config.admin_gids, ", "), config.tls_cert, config.tls_key, config.tls_client_ca, config.http_listen,
+      config.health_listen, config.log_format, config.log_level, absl::FormatDuration(config.shutdown_timeout),
+      config.limits.max_sessions, config.limits.max_holds_per_session, config.limits.max_observers,
+      absl::StrJoin(config.admin_allowed_peers, ", "), attributes.empty() ? " {}" : attributes, config.zookeeper,
+      absl::FormatDuration(config.session_timeout), absl::FormatDuration(config.cleaner_interval), config.cleaner_limit,
       config.zookeeper_auth.empty() ? "\"\"" : "(set)", config.zookeeper_acl);
 }
 

@@ -37,6 +37,10 @@ struct Config {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // host:port serving /metrics, /healthz and /readyz over HTTP; empty: off.
+  std::string http_listen;
+  // host:port serving only gRPC health checks, plaintext; empty: off.
+  std::string health_listen;
   std::map<std::string, std::string> node_attributes;
   // ZooKeeper ensemble with chroot, e.g. "zk1:2181,zk2:2181/replicante";
   // empty: the embedded coordinator.

@@ -55,7 +55,9 @@ const char* candidateStatusName(CandidateStatus status) {
   return "UNKNOWN";
 }
 
-Core::Core(CoreOptions options, backend::Backend& backend) : options_(std::move(options)), backend_(backend) {}
+Core::Core(CoreOptions options, backend::Backend& backend) : options_(std::move(options)), backend_(backend) {
+  addGauges();
+}
 
 Core::~Core() {
   {
@@ -285,6 +287,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
     lock_index_.erase({name, held.token});
     ++*remaining;
     deleteLock(name, held.token, one_done);
+    countLost("session_ended");
     sendLock(session, name, LockState::kLost, held.token, absl::StrCat("session ended: ", reason));
   }
   for (auto& [election, candidacy] : session.candidacies) {
@@ -383,6 +386,7 @@ void Core::onLinkState(backend::LinkState state) {
         for (auto& [id, session] : sessions_) {
           for (const auto& [name, held] : session.locks) {
             lock_index_.erase({name, held.token});
+            countLost("coordinator_session_expired");
             sendLock(session, name, LockState::kLost, held.token, "coordinator session expired");
           }
           session.locks.clear();
@@ -455,6 +459,39 @@ void Core::removeObserver(int64_t observer_id) {
     watched_.erase(election);
     backend_.unwatchElection(election);
   }
+}
+
+void Core::addGauges() {
+  metrics::Registry& registry = options_.metrics->registry;
+  const auto count = [&](const char* name, const char* help, int64_t DaemonStatus::*field) {
+    registry.gauge(name, help, {}, [this, field] {
+      return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(daemonStatus().*field)}};
+    });
+  };
+  count("coordd_sessions", "Client sessions open.", &DaemonStatus::sessions);
+  count("coordd_locks_held", "Locks held by this daemon's sessions.", &DaemonStatus::locks_held);
+  count("coordd_lock_waiters", "Blocking acquires waiting.", &DaemonStatus::lock_waiters);
+  registry.gauge("coordd_candidacies", "Candidacies of this daemon's sessions, by status.", {"status"}, [this] {
+    std::map<std::string, double> by_status{{"PRIMARY", 0}, {"SECONDARY", 0}, {"SUSPENDED", 0}, {"TERMINATED", 0}};
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, session] : sessions_) {
+      for (const auto& [election, candidacy] : session.candidacies) {
+        if (!candidacy.registering) ++by_status[candidateStatusName(statusOf(candidacy).status)];
+      }
+    }
+    std::vector<std::pair<metrics::Labels, double>> values;
+    for (const auto& [status, count] : by_status) values.push_back({{status}, count});
+    return values;
+  });
+  registry.gauge("coordd_coordinator_link", "The coordinator link: 1 for its current state.", {"state"}, [this] {
+    const backend::LinkState link = daemonStatus().link;
+    std::vector<std::pair<metrics::Labels, double>> values;
+    for (auto state : {backend::LinkState::kConnected, backend::LinkState::kSuspended, backend::LinkState::kReconnected,
+                       backend::LinkState::kExpired}) {
+      values.push_back({{backend::linkStateName(state)}, state == link ? 1.0 : 0.0});
+    }
+    return values;
+  });
 }
 
 DaemonStatus Core::daemonStatus() const {

@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "backend/backend.h"
 #include "core/types.h"
+#include "metrics/daemon_metrics.h"
 
 namespace coordd::core {
 
@@ -27,6 +28,9 @@ struct CoreOptions {
   // Told whether the daemon can serve, whenever that changes (health checks).
   // Runs without the core's lock.
   std::function<void(bool)> on_readiness;
+  // Counted into as the core works; its state gauges are added at
+  // construction and read the core when scraped.
+  std::shared_ptr<metrics::DaemonMetrics> metrics = std::make_shared<metrics::DaemonMetrics>();
 };
 
 // The backend-neutral state machines: client sessions (local leases), locks,
@@ -201,6 +205,10 @@ class Core : private backend::Listener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void verifyAfterReconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void publishLeader(const std::string& election) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Sessions, locks, candidacies by status and the link, read at each scrape.
+  void addGauges();
+  void countLost(const char* reason) { options_.metrics->locks_lost.with({reason}).inc(); }
 
   void sweeperLoop();
   void sweep(Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -203,6 +203,7 @@ void Core::verifyAfterReconnect() {
                             } else {
                               s->second.locks.erase(l);
                               lock_index_.erase({name, token});
+                              countLost("node_gone_after_reconnect");
                               sendLock(s->second, name, LockState::kLost, token, "lock node gone after reconnect");
                             }
                           });

@@ -18,6 +18,10 @@ absl::StatusOr<Core::Session*> Core::admitLock(const std::string& session_id, co
 }
 
 void Core::tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply) {
+  reply = [reply = std::move(reply), metrics = options_.metrics](absl::StatusOr<TryAcquireResult> result) {
+    metrics->acquires.with({"try", !result.ok() ? "error" : result->acquired ? "acquired" : "held"}).inc();
+    reply(std::move(result));
+  };
   if (auto status = validateName("name", name); !status.ok()) return reply(status);
   absl::Status refused;
   {
@@ -72,6 +76,11 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
 
 int64_t Core::acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
                       Reply<int64_t> reply) {
+  reply = [reply = std::move(reply), metrics = options_.metrics](absl::StatusOr<int64_t> result) {
+    const char* outcome = result.ok() ? "acquired" : absl::IsDeadlineExceeded(result.status()) ? "timeout" : "error";
+    metrics->acquires.with({"wait", outcome}).inc();
+    reply(std::move(result));
+  };
   absl::Status refused = validateName("name", name);
   if (refused.ok()) refused = validateTimeout(timeout);
   if (!refused.ok()) {
@@ -196,6 +205,7 @@ void Core::onLockLost(const std::string& name, int64_t token, const std::string&
   lock_index_.erase(it);
   if (session == sessions_.end()) return;
   session->second.locks.erase(name);
+  countLost("node_deleted");
   sendLock(session->second, name, LockState::kLost, token, reason);
 }
 

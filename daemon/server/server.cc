@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/call_metrics.h"
 
 namespace coordd::server {
 namespace {
@@ -78,11 +79,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
   builder.RegisterService(&server->locks_);
   builder.RegisterService(&server->elections_);
   builder.RegisterService(&server->admin_);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallMetricsFactory>(options.metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (!server->server_) return absl::UnavailableError("listen: cannot start the gRPC server");
   for (const auto& [address, port] : tcp_ports) {
     if (*port == 0) return absl::UnavailableError(absl::StrCat("listen: cannot bind ", address, " (in use?)"));
     server->addresses_.push_back(absl::StrCat(address.substr(0, address.rfind(':')), ":", *port, " (TLS)"));
+  }
+  if (!options.health_listen.empty()) {
+    // Only the health service: the default one is added to every server.
+    grpc::ServerBuilder health_builder;
+    int port = 0;
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(), &port);
+    server->health_server_ = health_builder.BuildAndStart();
+    if (!server->health_server_ || port == 0) {
+      return absl::UnavailableError(absl::StrCat("health.listen: cannot bind ", options.health_listen, " (in use?)"));
+    }
+    const std::string& address = options.health_listen;
+    server->addresses_.push_back(
+        absl::StrCat(address.substr(0, address.rfind(':')), ":", port, " (gRPC health only, plaintext)"));
   }
   for (auto& listener : server->unix_listeners_) listener->serve(*server->server_, server->access_);
   server->setServing(false);
@@ -90,7 +107,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
 }
 
 void Server::setServing(bool serving) {
-  if (auto* health = server_ ? server_->GetHealthCheckService() : nullptr) health->SetServingStatus(serving);
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    if (auto* health = server ? server->GetHealthCheckService() : nullptr) health->SetServingStatus(serving);
+  }
 }
 
 void Server::shutdown(absl::Duration deadline) {
@@ -99,6 +118,8 @@ void Server::shutdown(absl::Duration deadline) {
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
   server_->Wait();
   server_.reset();
+  if (health_server_) health_server_->Shutdown(std::chrono::system_clock::now());
+  health_server_.reset();
 }
 
 }  // namespace coordd::server

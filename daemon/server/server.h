@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "metrics/daemon_metrics.h"
 #include "server/peer_access.h"
 #include "server/services.h"
 #include "server/unix_listener.h"
@@ -28,6 +29,10 @@ struct ServerOptions {
   TlsFiles tls;
   AccessPolicy access;
   AdminOptions admin;
+  // host:port of a plaintext listener serving only grpc.health.v1.Health
+  // (for kubelet's gRPC probes, which cannot do TLS); empty: none.
+  std::string health_listen;
+  std::shared_ptr<metrics::DaemonMetrics> metrics = std::make_shared<metrics::DaemonMetrics>();
 };
 
 // The gRPC server: the coordd services, health checking and reflection.
@@ -43,7 +48,7 @@ class Server {
 
   // The addresses served, TCP ports as bound (":0" asks for any free port).
   const std::vector<std::string>& addresses() const { return addresses_; }
-  // SERVING / NOT_SERVING for grpc.health.v1.Health.
+  // SERVING / NOT_SERVING for grpc.health.v1.Health, on every listener.
   void setServing(bool serving);
   // Stops accepting and waits for calls in flight up to `deadline`, then
   // cancels the rest.
@@ -60,6 +65,7 @@ class Server {
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;
 };
 
 }  // namespace coordd::server

@@ -10,6 +10,8 @@ namespace coordd::backend::zookeeper {
 struct ZkClient::Call {
   Post post;
   Done done;
+  metrics::Histogram& latency;
+  std::chrono::steady_clock::time_point issued;
 };
 
 struct ZkClient::WatchEntry {
@@ -22,6 +24,7 @@ namespace {
 // Hands a result to the call's thread and frees the call.
 void complete(void* context, ZkResult result) {
   std::unique_ptr<ZkClient::Call> call(static_cast<ZkClient::Call*>(context));
+  call->latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call->issued).count());
   call->post([done = std::move(call->done), result = std::move(result)] { done(result); });
 }
 
@@ -73,7 +76,16 @@ void onVoid(int rc, const void* data) {
 
 }  // namespace
 
-ZkClient::ZkClient(Post post, SessionWatch on_session) : post_(std::move(post)), on_session_(std::move(on_session)) {}
+ZkClient::ZkClient(Post post, SessionWatch on_session, std::shared_ptr<metrics::DaemonMetrics> metrics)
+    : post_(std::move(post)),
+      on_session_(std::move(on_session)),
+      metrics_(std::move(metrics)),
+      create_latency_(metrics_->coordinator_ops.with({"create"})),
+      get_latency_(metrics_->coordinator_ops.with({"get"})),
+      exists_latency_(metrics_->coordinator_ops.with({"exists"})),
+      children_latency_(metrics_->coordinator_ops.with({"children"})),
+      delete_latency_(metrics_->coordinator_ops.with({"delete"})),
+      sync_latency_(metrics_->coordinator_ops.with({"sync"})) {}
 
 absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const Options& options, Post post,
                                                             SessionWatch on_session) {
@@ -82,7 +94,7 @@ absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const Options& optio
     return true;
   }();
   (void)quiet;
-  std::unique_ptr<ZkClient> client(new ZkClient(std::move(post), std::move(on_session)));
+  std::unique_ptr<ZkClient> client(new ZkClient(std::move(post), std::move(on_session), options.metrics));
   if (options.creator_acl) client->acl_ = &ZOO_CREATOR_ALL_ACL;
   client->zh_ =
       zookeeper_init(options.hosts.c_str(), &ZkClient::onSession, options.timeout_ms, nullptr, client.get(), 0);
@@ -125,7 +137,9 @@ void ZkClient::onWatch(zhandle_t*, int type, int, const char*, void* context) {
   client->post_([watch = std::move(owned->watch), type] { watch(type); });
 }
 
-ZkClient::Call* ZkClient::newCall(Done done) { return new Call{post_, std::move(done)}; }
+ZkClient::Call* ZkClient::newCall(metrics::Histogram& latency, Done done) {
+  return new Call{post_, std::move(done), latency, std::chrono::steady_clock::now()};
+}
 
 void ZkClient::failed(Call* call, int rc) {
   ZkResult result;
@@ -149,19 +163,19 @@ void ZkClient::dropWatch(WatchEntry* entry) {
 }
 
 void ZkClient::create(const std::string& path, const std::string& data, int flags, Done done) {
-  Call* call = newCall(std::move(done));
+  Call* call = newCall(create_latency_, std::move(done));
   int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, flags, onString, call);
   if (rc != ZOK) failed(call, rc);
 }
 
 void ZkClient::get(const std::string& path, Done done) {
-  Call* call = newCall(std::move(done));
+  Call* call = newCall(get_latency_, std::move(done));
   int rc = zoo_aget(zh_, path.c_str(), 0, onData, call);
   if (rc != ZOK) failed(call, rc);
 }
 
 void ZkClient::exists(const std::string& path, Watch watch, Done done) {
-  Call* call = newCall(std::move(done));
+  Call* call = newCall(exists_latency_, std::move(done));
   WatchEntry* entry = newWatch(std::move(watch));
   int rc = zoo_awexists(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStat, call);
   if (rc != ZOK) {
@@ -171,7 +185,7 @@ void ZkClient::exists(const std::string& path, Watch watch, Done done) {
 }
 
 void ZkClient::children(const std::string& path, Watch watch, Done done) {
-  Call* call = newCall(std::move(done));
+  Call* call = newCall(children_latency_, std::move(done));
   WatchEntry* entry = newWatch(std::move(watch));
   int rc = zoo_awget_children2(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStrings, call);
   if (rc != ZOK) {
@@ -181,13 +195,13 @@ void ZkClient::children(const std::string& path, Watch watch, Done done) {
 }
 
 void ZkClient::remove(const std::string& path, int version, Done done) {
-  Call* call = newCall(std::move(done));
+  Call* call = newCall(delete_latency_, std::move(done));
   int rc = zoo_adelete(zh_, path.c_str(), version, onVoid, call);
   if (rc != ZOK) failed(call, rc);
 }
 
 void ZkClient::sync(const std::string& path, Done done) {
-  Call* call = newCall(std::move(done));
+  Call* call = newCall(sync_latency_, std::move(done));
   int rc = zoo_async(zh_, path.c_str(), onSynced, call);
   if (rc != ZOK) failed(call, rc);
 }

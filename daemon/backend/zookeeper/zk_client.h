@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "metrics/daemon_metrics.h"
 
 namespace coordd::backend::zookeeper {
 
@@ -47,6 +48,8 @@ class ZkClient {
     int timeout_ms = 10000;
     std::string digest;        // "user:password", or empty for none
     bool creator_acl = false;  // nodes only their creator may touch
+    // Each call's latency goes to coordinator_ops, by operation.
+    std::shared_ptr<metrics::DaemonMetrics> metrics;
   };
   // Connects in the background.
   static absl::StatusOr<std::unique_ptr<ZkClient>> connect(const Options& options, Post post, SessionWatch on_session);
@@ -71,8 +74,8 @@ class ZkClient {
 
  private:
   struct WatchEntry;
-  ZkClient(Post post, SessionWatch on_session);
-  Call* newCall(Done done);
+  ZkClient(Post post, SessionWatch on_session, std::shared_ptr<metrics::DaemonMetrics> metrics);
+  Call* newCall(metrics::Histogram& latency, Done done);
   // Completes a call that could not be issued.
   void failed(Call* call, int rc);
   WatchEntry* newWatch(Watch watch);
@@ -84,6 +87,13 @@ class ZkClient {
 
   const Post post_;
   const SessionWatch on_session_;
+  const std::shared_ptr<metrics::DaemonMetrics> metrics_;
+  metrics::Histogram& create_latency_;
+  metrics::Histogram& get_latency_;
+  metrics::Histogram& exists_latency_;
+  metrics::Histogram& children_latency_;
+  metrics::Histogram& delete_latency_;
+  metrics::Histogram& sync_latency_;
   ACL_vector* acl_ = &ZOO_OPEN_ACL_UNSAFE;
   zhandle_t* zh_ = nullptr;
   // Watches not fired yet, freed with the client (a watch of a closed

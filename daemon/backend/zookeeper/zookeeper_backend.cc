@@ -97,7 +97,7 @@ void ZookeeperBackend::connect() {
   int64_t generation = ++generation_;
   link_ = Link::kConnecting;
   ZkClient::Options zk_options{hosts_, static_cast<int>(absl::ToInt64Milliseconds(options_.session_timeout)),
-                               options_.digest, options_.creator_acl};
+                               options_.digest, options_.creator_acl, options_.metrics};
   auto client = ZkClient::connect(
       zk_options, [this](std::function<void()> task) { executor_.post(std::move(task)); },
       [this, generation](int state) { onSession(generation, state); });
@@ -1005,8 +1005,10 @@ void ZookeeperBackend::clean() {
         --cycle->budget;
         // ZooKeeper refuses (ZNOTEMPTY) if a child came meanwhile: nothing
         // live is ever lost.
-        zk_->remove(dir, -1, [cycle, dir](const ZkResult& rm) {
-          if (rm.rc == ZOK) ++cycle->removed;
+        zk_->remove(dir, -1, [this, cycle, dir](const ZkResult& rm) {
+          if (rm.rc != ZOK) return;
+          ++cycle->removed;
+          options_.metrics->cleaner_deletions.inc();
         });
         return;
       }
@@ -1056,7 +1058,9 @@ void ZookeeperBackend::reconcileUncertain() {
       noteIfUncertain(r.rc, path);  // lost again: next reconnect
       if (r.rc == ZOK && r.stat.ephemeralOwner == zk_->sessionId() && !claimed(path)) {
         spdlog::info("zookeeper: deleting orphan node {} of this session", path);
-        zk_->remove(path, r.stat.version, [](const ZkResult&) {});
+        zk_->remove(path, r.stat.version, [this](const ZkResult& removed) {
+          if (removed.rc == ZOK) options_.metrics->reconciler_deletions.inc();
+        });
       }
     });
   };

@@ -29,6 +29,7 @@ struct ZookeeperOptions {
   // Create nodes that only the same credentials may change (ZooKeeper's
   // creator ACL) instead of open ones. Needs `digest`.
   bool creator_acl = false;
+  std::shared_ptr<metrics::DaemonMetrics> metrics = std::make_shared<metrics::DaemonMetrics>();
 };
 
 // The coordinator on a ZooKeeper ensemble, with Replicante's layout.
