@@ -11,8 +11,10 @@ if [ "${1:-}" = "test" ]; then
   # The integration tests run a real ZooKeeper and read its nodes with kazoo;
   # the fault suite partitions a daemon with network namespaces (iproute2);
   # the TLS tests make their certificates with openssl; the metrics tests
-  # scrape with curl.
-  packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl curl)
+  # scrape with curl; the deployment test parses YAML; the Python client test
+  # generates its stubs (grpc_python_plugin comes with protobuf-compiler-grpc).
+  packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl curl python3-yaml python3-grpcio
+    python3-protobuf)
 fi
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)
