@@ -115,6 +115,15 @@ class StopAndJoin {
   std::thread& thread_;
 };
 
+// How many times slower than usual this build runs: ThreadSanitizer costs
+// about ten. Deadlines for heavy work a test drives itself are multiplied by
+// it; bounds that coordd promises are not.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr int kBuildSlowdown = 10;
+#else
+inline constexpr int kBuildSlowdown = 1;
+#endif
+
 // Waits up to `timeout` until `condition` holds, checking every millisecond.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5s);
 

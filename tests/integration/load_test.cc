@@ -51,7 +51,10 @@ TEST_CASE("load - 1000 sessions 10000 locks 100 elections on one daemon - all cl
         return readLines(ready).size() == kWorkers;
       },
       300s));
-  for (auto& worker : workers) REQUIRE(worker->running());
+  for (auto& worker : workers) {
+    INFO("a worker exited during setup: " << worker->err());
+    REQUIRE(worker->running());
+  }
   const double setup_s = secondsSince(start);
 
   // The other candidates, one session on each of the two other daemons.
@@ -93,7 +96,7 @@ TEST_CASE("load - 1000 sessions 10000 locks 100 elections on one daemon - all cl
         }
         return true;
       },
-      60s));
+      60s * kBuildSlowdown));
   const double released_ms = secondsSince(killed_at) * 1000;
   int primaries = 0;
   for (const auto& candidacy : candidacies) primaries += candidacy->isPrimary() ? 1 : 0;
@@ -116,7 +119,7 @@ print(locks, candidates)
                          {}, &out) == 0 &&
                out == expected;
       },
-      30s));
+      30s * kBuildSlowdown));
   INFO("lock nodes and candidates left: " << out);
   const double clean_ms = secondsSince(killed_at) * 1000;
 

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -50,7 +52,7 @@ std::optional<int> runLoadWorkerIfAsked(int argc, char** argv) {
   std::vector<std::unique_ptr<coordd::Session>> held_sessions;
   std::vector<coordd::LockGuard> held_locks;
   std::vector<std::unique_ptr<coordd::Election>> held_elections;
-  bool failed = false;
+  std::string failure;  // the first one, for the test's message
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -60,22 +62,32 @@ std::optional<int> runLoadWorkerIfAsked(int argc, char** argv) {
         options.owner = absl::StrCat("load-", number);
         options.ttl = absl::Seconds(60);
         auto session = (*client)->openSession(options);
-        bool ok = session.ok();
+        std::string why = session.ok() ? "" : absl::StrCat("open: ", session.status().ToString());
         std::vector<coordd::LockGuard> mine;
-        for (int k = 0; ok && k < locks; ++k) {
+        for (int k = 0; why.empty() && k < locks; ++k) {
           auto got = (*session)->tryLock(loadLock(number, k));
-          ok = got.ok() && got->acquired();
-          if (ok) mine.push_back(std::move(*got->guard));
+          if (!got.ok()) {
+            why = absl::StrCat("tryLock: ", got.status().ToString());
+          } else if (!got->acquired()) {
+            why = absl::StrCat("tryLock: ", loadLock(number, k), " held elsewhere");
+          } else {
+            mine.push_back(std::move(*got->guard));
+          }
         }
         std::unique_ptr<coordd::Election> election;
-        if (ok && number < elections) {
+        if (why.empty() && number < elections) {
           auto campaigned = (*session)->campaign(loadElection(number), absl::StrCat(number));
-          ok = campaigned.ok();
-          if (ok) election = std::move(*campaigned);
+          if (campaigned.ok()) {
+            election = std::move(*campaigned);
+          } else {
+            why = absl::StrCat("campaign: ", campaigned.status().ToString());
+          }
         }
         std::lock_guard<std::mutex> lock(mu);
-        failed = failed || !ok;
-        if (!ok) return;
+        if (!why.empty()) {
+          if (failure.empty()) failure = absl::StrCat("session ", number, ": ", why);
+          return;
+        }
         held_sessions.push_back(std::move(*session));
         for (auto& guard : mine) held_locks.push_back(std::move(guard));
         if (election) held_elections.push_back(std::move(election));
@@ -83,7 +95,10 @@ std::optional<int> runLoadWorkerIfAsked(int argc, char** argv) {
     });
   }
   for (auto& thread : threads) thread.join();
-  if (failed) return 3;
+  if (!failure.empty()) {
+    std::fprintf(stderr, "load worker: %s\n", failure.c_str());
+    return 3;
+  }
   std::ofstream(argv[7], std::ios::app) << getpid() << std::endl;
   for (;;) pause();
 }
