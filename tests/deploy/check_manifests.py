@@ -601,10 +601,10 @@ def parse_unit(path):
 
 
 def main():
-    args = sys.argv[1:]
     # A sanitizer build links other libraries than the image's Release build.
-    sanitized = "--sanitized" in args
-    args = [a for a in args if a != "--sanitized"]
+    # (CMake passes an empty argument when it is not one.)
+    sanitized = "--sanitized" in sys.argv
+    args = [a for a in sys.argv[1:] if a and a != "--sanitized"]
     if len(args) != 4:
         sys.exit("usage: check_manifests.py COORDD COORDCTL SOURCE_DIR BINARY_DIR [--sanitized]")
     coordd, coordctl, source_dir, binary_dir = (os.path.abspath(a) for a in args)
