@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what coordd needs to build, from Debian 12's packages; with the
-# argument "test", also what its tests need; with "fuzz", clang and libFuzzer.
+# argument "test", also what its tests need; with "bench", what the benchmark
+# drives (ZooKeeper, etcd); with "fuzz", clang and libFuzzer.
 set -euo pipefail
 packages=(
   cmake g++ make pkg-config ccache
@@ -15,6 +16,10 @@ if [ "${1:-}" = "test" ]; then
   # generates its stubs (grpc_python_plugin comes with protobuf-compiler-grpc).
   packages+=(zookeeper default-jre-headless python3-kazoo iproute2 openssl curl python3-yaml python3-grpcio
     python3-protobuf)
+fi
+if [ "${1:-}" = "bench" ]; then
+  # coordd-bench starts its own ZooKeeper and etcd.
+  packages+=(zookeeper default-jre-headless etcd-server)
 fi
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)
