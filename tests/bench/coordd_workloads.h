@@ -20,7 +20,7 @@ struct LocalCallLatency {
   // The library's own answer, Election::isPrimary() and LockGuard::held():
   // from the client's memory and its lease, no call at all.
   Percentiles library_us;
-  int64_t errors = 0;     // calls that failed or did not say HELD / PRIMARY
+  int64_t errors = 0;  // calls that failed or did not say HELD / PRIMARY
 };
 
 // `calls` Locks.Check and `calls` Elections.Status, one at a time, by one
