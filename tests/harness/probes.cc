@@ -78,9 +78,7 @@ std::string wordAfter(const std::string& log, const std::string& marker) {
 
 }  // namespace
 
-std::vector<std::string> observabilityFlags() {
-  return {"--http", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"};
-}
+std::vector<std::string> observabilityFlags() { return {"--http", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"}; }
 
 ObservabilityEndpoints observabilityEndpoints(const Daemon& daemon) {
   // Logged once the HTTP listener is up, which may be just after ready.
