@@ -602,9 +602,8 @@ def parse_unit(path):
 
 def main():
     # A sanitizer build links other libraries than the image's Release build.
-    # (CMake passes an empty argument when it is not one.)
     sanitized = "--sanitized" in sys.argv
-    args = [a for a in sys.argv[1:] if a and a != "--sanitized"]
+    args = [a for a in sys.argv[1:] if a != "--sanitized"]
     if len(args) != 4:
         sys.exit("usage: check_manifests.py COORDD COORDCTL SOURCE_DIR BINARY_DIR [--sanitized]")
     coordd, coordctl, source_dir, binary_dir = (os.path.abspath(a) for a in args)
