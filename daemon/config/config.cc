@@ -98,6 +98,15 @@ absl::Status validateHostPort(const std::string& value, const char* expected = "
   return absl::OkStatus();
 }
 
+// host:port into `field`; empty turns the listener off.
+absl::Status optionalHostPort(const std::string& value, std::string& field) {
+  if (!value.empty()) {
+    if (auto status = validateHostPort(value); !status.ok()) return status;
+  }
+  field = value;
+  return absl::OkStatus();
+}
+
 absl::Status validateListen(const std::string& value) {
   if (absl::StartsWith(value, "unix:")) {
     if (value.size() <= 5 || value[5] != '/') return bad(value, "unix:/absolute/path");
@@ -159,23 +168,11 @@ const std::vector<Option>& options() {
       {"http.listen", "--http", Shape::kScalar,
        "host:port serving Prometheus /metrics, /healthz (alive) and /readyz (coordinator connected) over HTTP. "
        "Default: off.",
-       [](Config& c, const std::string& v) {
-         if (!v.empty()) {
-           if (auto status = validateHostPort(v); !status.ok()) return status;
-         }
-         c.http_listen = v;
-         return absl::OkStatus();
-       }},
+       [](Config& c, const std::string& v) { return optionalHostPort(v, c.http_listen); }},
       {"health.listen", "--health-listen", Shape::kScalar,
        "host:port serving only grpc.health.v1.Health, plaintext, for Kubernetes gRPC probes (SERVING while the "
        "coordinator is connected). Default: off.",
-       [](Config& c, const std::string& v) {
-         if (!v.empty()) {
-           if (auto status = validateHostPort(v); !status.ok()) return status;
-         }
-         c.health_listen = v;
-         return absl::OkStatus();
-       }},
+       [](Config& c, const std::string& v) { return optionalHostPort(v, c.health_listen); }},
       {"log_format", "--log-format", Shape::kScalar, "text or json. Default text.",
        [](Config& c, const std::string& v) {
          if (v != "text" && v != "json") return bad(v, "text or json");
