@@ -61,6 +61,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // gRPC binds TCP ports with SO_REUSEPORT unless told not to: a second
+  // daemon on the same port would start and take half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::vector<std::pair<std::string, std::unique_ptr<int>>> tcp_ports;
   for (const auto& address : options.listen) {
     if (absl::StartsWith(address, "unix:")) {
@@ -91,6 +94,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
   if (!options.health_listen.empty()) {
     // Only the health service: the default one is added to every server.
     grpc::ServerBuilder health_builder;
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     int port = 0;
     health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(), &port);
     server->health_server_ = health_builder.BuildAndStart();

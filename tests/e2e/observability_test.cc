@@ -83,6 +83,11 @@ TEST_CASE("observability listeners - a bad or taken address stops coordd at star
                 dir.file("taken"));
   REQUIRE(taken.wait(10s) == 1);
   CHECK(taken.err().find("http.listen") != std::string::npos);
+  Process health_taken(
+      {COORDD_BIN, "--listen", "unix:" + dir.file("c.sock"), "--health-listen", first.endpoints.health}, {},
+      dir.file("health-taken"));
+  REQUIRE(health_taken.wait(10s) == 1);
+  CHECK(health_taken.err().find("health.listen") != std::string::npos);
   Process bad({COORDD_BIN, "--listen", "unix:" + dir.file("c.sock"), "--health-listen", "localhost"}, {},
               dir.file("bad"));
   REQUIRE(bad.wait(10s) == 2);
