@@ -39,6 +39,14 @@ void SessionCore::onHeartbeat(const v1::Heartbeat& heartbeat) {
   if (sent == pings_sent_.end()) return;
   const Clock::rep until = (sent->second + std::chrono::milliseconds(heartbeat.lease_ms())).time_since_epoch().count();
   if (until > lease_until_.load()) lease_until_.store(until);
+  // The renewal ends a silence here, together with the lease, not once the
+  // batch is applied: open() returns on the first heartbeat, and what it
+  // then acquires must not read as answered during a silence (the loop goes
+  // silent at once while no heartbeat has come yet).
+  if (silent_ && leased()) {
+    silent_ = false;
+    resync_needed_ = true;
+  }
 }
 
 void SessionCore::readLoop() {
@@ -111,19 +119,11 @@ void SessionCore::eventLoop() {
         }
       }
     }
-    // A renewed lease ends the silence; re-check only right after a renewal:
-    // the daemon is answering now.
-    bool renewed = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      renewed = leased() && std::any_of(batch.begin(), batch.end(), [](const Incoming& item) {
-                  return item.kind == Incoming::Kind::kMessage && item.message.has_heartbeat();
-                });
-      if (renewed && silent_) {
-        silent_ = false;
-        resync_needed_ = true;
-      }
-    }
+    // After a silence, re-check only right after a renewal: the daemon is
+    // answering now.
+    const bool renewed = leased() && std::any_of(batch.begin(), batch.end(), [](const Incoming& item) {
+                           return item.kind == Incoming::Kind::kMessage && item.message.has_heartbeat();
+                         });
     if (resync_needed_ && renewed) resync_needed_ = !recheckAll(notes);
     runNotes(notes);
 

@@ -46,16 +46,18 @@ TEST_CASE("SIGTERM: every client sees its session end / holds LOST/TERMINATED - 
   REQUIRE(election.ok());
   REQUIRE((*election)->isPrimary());
   auto guarded = daemon.startCoordctl({"lock", "other", "--", "sleep", "30"});
-  REQUIRE(eventually([&] {
+  const bool holding = eventually([&] {
     return daemon.coordctl({"locks", "info", "other", "--json"}).out.find("coordctl") != std::string::npos;
-  }));
+  });
+  INFO("coordctl lock said: " << guarded->err());
+  REQUIRE(holding);
 
   daemon.process().signal(SIGTERM);
   auto code = daemon.process().wait(15s);
   REQUIRE(code.has_value());
   CHECK(*code == 0);
   CHECK(eventually([&] { return session->ended(); }));
-  CHECK(session->endReason().find("daemon shutting down") != std::string::npos);
+  CHECK_THAT(session->endReason(), Catch::Contains("daemon shutting down"));
   CHECK(lock->guard->state() == coordd::LockState::kLost);
   CHECK((*election)->status() == coordd::ElectionStatus::kTerminated);
   auto guarded_code = guarded->wait(10s);

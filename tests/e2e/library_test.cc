@@ -2,8 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "coordd/admin.h"
 #include "coordd/client.h"
 #include "coordd/primary_loop.h"
@@ -150,4 +152,35 @@ TEST_CASE("library: the primary loop runs only while primary and hands over ever
     CHECK(it->second == who);
   }
   CHECK(owner_of_term.size() >= 2);
+}
+
+TEST_CASE("library: a lock and a candidacy taken right after open read HELD and PRIMARY at once", "[e2e][library]") {
+  // open() returns on the first heartbeat; what is taken right after it must
+  // not read as answered during the silence before that heartbeat. Two
+  // spinning threads keep both cores busy, as a loaded CI machine does: the
+  // race needed the event thread preempted at the wrong moment.
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  std::atomic<bool> done{false};
+  std::thread spinners[2];
+  std::optional<StopAndJoin> stop[2];
+  for (int i = 0; i < 2; ++i) {
+    spinners[i] = std::thread([&done] {
+      while (!done.load(std::memory_order_relaxed)) {
+      }
+    });
+    stop[i].emplace(done, spinners[i]);
+  }
+  int suspended = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto session = open(*client, "eager");
+    auto lock = session->tryLock(absl::StrCat("job-", i));
+    REQUIRE(lock.ok());
+    REQUIRE(lock->acquired());
+    auto election = session->campaign(absl::StrCat("svc-", i), "");
+    REQUIRE(election.ok());
+    if (!lock->guard->held() || !(*election)->isPrimary()) ++suspended;
+    REQUIRE(session->close().ok());
+  }
+  CHECK(suspended == 0);
 }
