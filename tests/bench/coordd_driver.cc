@@ -31,4 +31,43 @@ absl::Status CoorddLockDriver::cycle(int client) {
   return result->guard->release();
 }
 
+HealthCall::HealthCall(std::shared_ptr<grpc::Channel> channel) : stub_(std::move(channel)) {}
+
+HealthCall::~HealthCall() {
+  queue_.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue_.Next(&tag, &ok)) {
+  }
+}
+
+bool HealthCall::call() {
+  // HealthCheckRequest{service = ""} is the empty message: one empty slice.
+  grpc::Slice empty;
+  const grpc::ByteBuffer request(&empty, 1);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  auto rpc = stub_.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &queue_);
+  rpc->StartCall();
+  rpc->Finish(&response, &status, &context);
+  void* tag = nullptr;
+  bool ok = false;
+  return queue_.Next(&tag, &ok) && ok && status.ok();
+}
+
+GrpcFloorDriver::GrpcFloorDriver(const std::string& address)
+    : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {}
+
+void GrpcFloorDriver::prepare(int clients) {
+  while (static_cast<int>(calls_.size()) < clients) calls_.push_back(std::make_unique<HealthCall>(channel_));
+}
+
+absl::Status GrpcFloorDriver::cycle(int client) {
+  HealthCall& calls = *calls_[static_cast<size_t>(client)];
+  if (!calls.call() || !calls.call()) return absl::UnavailableError("Health/Check failed");
+  return absl::OkStatus();
+}
+
 }  // namespace coordd::bench

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +32,40 @@ class CoorddLockDriver : public LockDriver {
   std::unique_ptr<Client> client_;
   std::vector<std::unique_ptr<Session>> sessions_;
   std::vector<std::string> names_;
+};
+
+// One grpc.health.v1.Health/Check at a time over a shared channel, the
+// synchronous way (its own completion queue), with the library's deadline: a
+// gRPC round trip to coordd in which coordd does nothing.
+class HealthCall {
+ public:
+  explicit HealthCall(std::shared_ptr<grpc::Channel> channel);
+  ~HealthCall();
+  HealthCall(const HealthCall&) = delete;
+  HealthCall& operator=(const HealthCall&) = delete;
+
+  // True when answered OK.
+  bool call();
+
+ private:
+  grpc::GenericStub stub_;
+  grpc::CompletionQueue queue_;
+};
+
+// Not a lock: each cycle is two Health/Check calls on coordd's socket, the
+// transport a coordd lock cycle (TryAcquire + Release) needs with none of
+// its work. No sidecar reached over gRPC here can cycle faster than this
+// column; it shows how much of coordd's gap to ZK direct is the hop itself.
+class GrpcFloorDriver : public LockDriver {
+ public:
+  explicit GrpcFloorDriver(const std::string& address);
+
+  void prepare(int clients) override;
+  absl::Status cycle(int client) override;
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;  // one connection, as CoorddLockDriver
+  std::vector<std::unique_ptr<HealthCall>> calls_;
 };
 
 }  // namespace coordd::bench

@@ -1,6 +1,5 @@
 #include "coordd_workloads.h"
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "coordd/admin.h"
 #include "coordd/client.h"
+#include "coordd_driver.h"
 #include "coordd/v1/coordd.grpc.pb.h"
 
 namespace coordd::bench {
@@ -86,27 +86,8 @@ LocalCallLatency measureLocalCalls(const std::string& address, int calls) {
     v1::StatusResponse response;
     return elections->Status(&context, status, &response).ok() && response.status() == v1::CANDIDATE_STATUS_PRIMARY;
   });
-  grpc::GenericStub generic(channel);
-  grpc::CompletionQueue queue;
-  grpc::Slice empty;  // HealthCheckRequest{service = ""}
-  const grpc::ByteBuffer health_request(&empty, 1);
-  result.health_us = timeCalls(calls, result.errors, [&] {
-    grpc::ClientContext context;
-    setDeadline(context);
-    grpc::ByteBuffer response;
-    grpc::Status call_status;
-    auto call = generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", health_request, &queue);
-    call->StartCall();
-    call->Finish(&response, &call_status, &context);
-    void* tag = nullptr;
-    bool ok = false;
-    return queue.Next(&tag, &ok) && ok && call_status.ok();
-  });
-  queue.Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (queue.Next(&tag, &ok)) {
-  }
+  HealthCall health(channel);
+  result.health_us = timeCalls(calls, result.errors, [&] { return health.call(); });
   result.library_us = timeCalls(calls, result.errors, [&] { return candidacy->isPrimary() && held.guard->held(); });
   return result;
 }

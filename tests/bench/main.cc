@@ -144,6 +144,7 @@ int run(const Options& options) {
     drivers[System::kCoorddEmbedded] = std::make_unique<CoorddLockDriver>(coordd_embedded.address());
     drivers[System::kZkDirect] = std::make_unique<ZkDirectLockDriver>(zk.address());
     drivers[System::kEtcd] = std::make_unique<EtcdLockDriver>(etcd.endpoint());
+    drivers[System::kGrpcFloor] = std::make_unique<GrpcFloorDriver>(coordd_zk.address());
     // A server's first seconds under load are slower (ZooKeeper's JIT is
     // still compiling its request path): every system gets the same
     // unmeasured run first, so that none pays for it in a figure.

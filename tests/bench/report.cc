@@ -213,6 +213,8 @@ std::string displayName(System system) {
       return "ZK direct";
     case System::kEtcd:
       return "etcd";
+    case System::kGrpcFloor:
+      return "gRPC floor";
   }
   return "?";
 }
@@ -227,6 +229,8 @@ std::string key(System system) {
       return "zookeeper_direct";
     case System::kEtcd:
       return "etcd";
+    case System::kGrpcFloor:
+      return "grpc_floor";
   }
   return "?";
 }
@@ -316,6 +320,10 @@ std::string renderMarkdown(const Results& results) {
       "systems take turns, each with ",
       seconds(s.warmup_ms), " warm-up, then cycles ending within ", seconds(s.measure_ms),
       " count; latency percentiles are nearest-rank over those cycles.\n",
+      "* gRPC floor: not a lock. Each cycle is two grpc.health.v1.Health/Check calls to coordd (ZK) over one "
+      "channel, one client per thread as above: the transport of a coordd cycle (TryAcquire + Release) with none of "
+      "its work. A sidecar reached over gRPC on this machine cycles no faster than this, before any coordinator "
+      "round trip.\n",
       "* Locks.Check / Elections.Status: ", s.local_calls,
       " calls each, one at a time from one thread, raw gRPC stubs over the Unix socket, in a session holding the lock "
       "and primary of the election (after ",

@@ -11,9 +11,11 @@
 
 namespace coordd::bench {
 
-// The systems compared, in the table's column order.
-enum class System { kCoorddZk, kCoorddEmbedded, kZkDirect, kEtcd };
-inline constexpr System kSystems[] = {System::kCoorddZk, System::kCoorddEmbedded, System::kZkDirect, System::kEtcd};
+// The systems compared, in the table's column order. kGrpcFloor is no
+// system: lock cycles made of two no-op gRPC calls to coordd (GrpcFloorDriver).
+enum class System { kCoorddZk, kCoorddEmbedded, kZkDirect, kEtcd, kGrpcFloor };
+inline constexpr System kSystems[] = {System::kCoorddZk, System::kCoorddEmbedded, System::kZkDirect, System::kEtcd,
+                                      System::kGrpcFloor};
 std::string displayName(System system);  // "coordd (ZK)", ...
 std::string key(System system);          // "coordd_zk", ... for JSON
 
