@@ -1,8 +1,10 @@
 // coordd: parse the configuration, wire the objects, serve until signalled.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "backend/memory/memory_backend.h"
 #include "backend/zookeeper/zookeeper_backend.h"
@@ -62,10 +64,11 @@ int main(int argc, char** argv) {
   }
   backend::Backend& backend = *backend_ptr;
 
-  server::Server* server_ptr = nullptr;
+  // The core reports readiness from the backend's thread.
+  std::atomic<server::Server*> server_ptr{nullptr};
   core::CoreOptions core_options{node_id, cfg.limits,
                                  [&server_ptr](bool serving) {
-                                   if (server_ptr) server_ptr->setServing(serving);
+                                   if (auto* server = server_ptr.load()) server->setServing(serving);
                                  },
                                  metrics};
   core::Core core(core_options, backend);
@@ -83,6 +86,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   server_ptr = server->get();
+  // However main returns from here: the server stops before the backend,
+  // whose thread answers its calls, and the backend, which reports readiness
+  // to it, stops before the server is destroyed.
+  absl::Cleanup stop_in_order = [&server, &backend] {
+    (*server)->shutdown(absl::ZeroDuration());
+    backend.stop();
+  };
   core.start();
   backend.registerMember(backend::Member{node_id, cfg.node_attributes, COORDD_VERSION, absl::Now()});
   for (const auto& address : (*server)->addresses()) spdlog::info("listening on {}", address);

@@ -111,12 +111,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::start(const ServerOptions& optio
 }
 
 void Server::setServing(bool serving) {
+  std::lock_guard<std::mutex> lock(serving_mu_);
+  if (stopped_) return;
   for (grpc::Server* server : {server_.get(), health_server_.get()}) {
     if (auto* health = server ? server->GetHealthCheckService() : nullptr) health->SetServingStatus(serving);
   }
 }
 
 void Server::shutdown(absl::Duration deadline) {
+  {
+    // Not held while calls drain: their answers come from the backend's
+    // thread, which may be waiting in setServing().
+    std::lock_guard<std::mutex> lock(serving_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
   if (!server_) return;
   unix_listeners_.clear();  // no new connections
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));

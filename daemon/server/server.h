@@ -3,11 +3,13 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "metrics/daemon_metrics.h"
 #include "server/peer_access.h"
@@ -48,10 +50,11 @@ class Server {
 
   // The addresses served, TCP ports as bound (":0" asks for any free port).
   const std::vector<std::string>& addresses() const { return addresses_; }
-  // SERVING / NOT_SERVING for grpc.health.v1.Health, on every listener.
+  // SERVING / NOT_SERVING for grpc.health.v1.Health, on every listener. Any
+  // thread; nothing once shutdown() has begun.
   void setServing(bool serving);
   // Stops accepting and waits for calls in flight up to `deadline`, then
-  // cancels the rest.
+  // cancels the rest. Once; later calls do nothing.
   void shutdown(absl::Duration deadline);
 
  private:
@@ -66,6 +69,8 @@ class Server {
   std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> health_server_;
+  std::mutex serving_mu_;  // setServing() against shutdown()
+  bool stopped_ ABSL_GUARDED_BY(serving_mu_) = false;
 };
 
 }  // namespace coordd::server
