@@ -16,6 +16,8 @@ const std::string& Session::nodeId() const { return core_->nodeId(); }
 
 absl::Duration Session::keepaliveWindow() const { return core_->window(); }
 
+Lease Session::lease() const { return core_->lease(); }
+
 absl::StatusOr<TryLockResult> Session::tryLock(std::string name, LockOptions options) {
   absl::StatusOr<detail::AcquireOutcome> outcome = core_->tryLock(std::move(name), std::move(options.on_change));
   if (!outcome.ok()) return outcome.status();

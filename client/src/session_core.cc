@@ -1,5 +1,7 @@
 #include "session_core.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -63,6 +65,8 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
   request.set_owner(core->options_.owner);
   request.set_ttl_ms(absl::ToInt64Milliseconds(core->options_.ttl));
   request.mutable_attributes()->insert(core->options_.attributes.begin(), core->options_.attributes.end());
+  request.set_client_pid(::getpid());
+  for (int pid : core->options_.guard_pids) request.add_guard_pids(pid);
   v1::OpenResponse response;
   absl::Status status = unary(*core->endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
     return core->sessions_->Open(context, request, &response);
@@ -97,6 +101,12 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
   std::unique_lock<std::mutex> lock(core->mu_);
   core->started_.wait_for(lock, absl::ToChronoNanoseconds(kCallTimeout), [&] { return core->started(); });
   return core;
+}
+
+Lease SessionCore::lease() const {
+  const Clock::time_point valid_until{Clock::duration(lease_until_.load())};
+  const Clock::time_point exclusive_until{Clock::duration(exclusive_until_.load())};
+  return Lease{valid_until, std::max(valid_until, exclusive_until)};
 }
 
 absl::Duration SessionCore::window() const {

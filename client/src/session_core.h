@@ -124,6 +124,7 @@ class SessionCore {
   bool ended() const { return ended_.load(); }
   // The lease has not run out: HELD and PRIMARY may be acted on. Lock-free.
   bool leased() const { return Clock::now().time_since_epoch().count() < lease_until_.load(); }
+  Lease lease() const;
   std::string endReason() const;
   absl::Status close();
 
@@ -167,7 +168,8 @@ class SessionCore {
   bool started() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return first_heartbeat_ || ended_.load(); }
   // Sends a ping with the next id, noting when.
   bool sendPing(v1::KeepAliveRequest request);
-  void onHeartbeat(const v1::Heartbeat& heartbeat);
+  // Applies a heartbeat; true if it renewed the lease.
+  bool onHeartbeat(const v1::Heartbeat& heartbeat);
   void onLockEvent(const v1::LockEvent& event, Notes& notes);
   void onElectionEvent(const v1::ElectionEvent& event, Notes& notes);
   void suspendAll(Notes& notes);
@@ -196,8 +198,10 @@ class SessionCore {
   bool resync_needed_ = false;
   uint64_t next_ping_id_ = 1;
   std::deque<std::pair<uint64_t, Clock::time_point>> pings_sent_;  // recent ones, oldest first
-  // steady_clock ticks; 0 until the first heartbeat.
+  // steady_clock ticks; 0 until the first heartbeat. Written by the event
+  // thread, exclusive_until_ first; read lease_until_ first.
   std::atomic<Clock::rep> lease_until_{0};
+  std::atomic<Clock::rep> exclusive_until_{0};
 
   mutable std::mutex mu_;
   // The event thread waits on it for work.

@@ -26,19 +26,22 @@ bool SessionCore::sendPing(v1::KeepAliveRequest request) {
   return stream_->Write(request);
 }
 
-void SessionCore::onHeartbeat(const v1::Heartbeat& heartbeat) {
+bool SessionCore::onHeartbeat(const v1::Heartbeat& heartbeat) {
   std::lock_guard<std::mutex> lock(mu_);
   if (heartbeat.keepalive_window_ms() > 0) window_ = absl::Milliseconds(heartbeat.keepalive_window_ms());
   if (!first_heartbeat_) {
     first_heartbeat_ = true;
     started_.notify_all();
   }
-  if (heartbeat.lease_ms() <= 0) return;
+  if (heartbeat.lease_ms() <= 0) return false;
   auto sent = std::find_if(pings_sent_.begin(), pings_sent_.end(),
                            [&](const auto& ping) { return ping.first == heartbeat.ping_id(); });
-  if (sent == pings_sent_.end()) return;
-  const Clock::rep until = (sent->second + std::chrono::milliseconds(heartbeat.lease_ms())).time_since_epoch().count();
-  if (until > lease_until_.load()) lease_until_.store(until);
+  if (sent == pings_sent_.end()) return false;
+  const Clock::time_point until = sent->second + std::chrono::milliseconds(heartbeat.lease_ms());
+  const Clock::time_point exclusive = until + std::chrono::milliseconds(std::max<int64_t>(0, heartbeat.margin_ms()));
+  if (until.time_since_epoch().count() <= lease_until_.load()) return false;
+  exclusive_until_.store(std::max(exclusive_until_.load(), exclusive.time_since_epoch().count()));
+  lease_until_.store(until.time_since_epoch().count());
   // The renewal ends a silence here, together with the lease, not once the
   // batch is applied: open() returns on the first heartbeat, and what it
   // then acquires must not read as answered during a silence (the loop goes
@@ -47,6 +50,7 @@ void SessionCore::onHeartbeat(const v1::Heartbeat& heartbeat) {
     silent_ = false;
     resync_needed_ = true;
   }
+  return true;
 }
 
 void SessionCore::readLoop() {
@@ -138,7 +142,9 @@ void SessionCore::eventLoop() {
 void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
   switch (message.kind_case()) {
     case v1::KeepAliveResponse::kHeartbeat:
-      onHeartbeat(message.heartbeat());
+      if (onHeartbeat(message.heartbeat()) && options_.on_lease) {
+        notes.push_back([callback = options_.on_lease, lease = lease()] { callback(lease); });
+      }
       break;
     case v1::KeepAliveResponse::kLock:
       onLockEvent(message.lock(), notes);

@@ -137,6 +137,11 @@ class Backend {
   // locks or primaryships before then. steady_clock; time_point::max() when
   // nothing outside this process can end the session. Thread-safe, cheap.
   virtual std::chrono::steady_clock::time_point leaseDeadline() const = 0;
+  // Until when the coordinator cannot have ended this daemon's session, at
+  // the least (no earlier than leaseDeadline()): after leaseDeadline() the
+  // daemon no longer vouches for its holds, but nobody else can have them
+  // before this. Thread-safe, cheap.
+  virtual std::chrono::steady_clock::time_point holdDeadline() const = 0;
 
   // --- Locks ---------------------------------------------------------------
 

@@ -13,6 +13,7 @@ namespace {
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(50);
 constexpr size_t kRememberEndedSessions = 4096;
+constexpr char kClientGone[] = "keepalive stream broken (client gone)";
 // Pings are answered at once, but not more often than this: a client that
 // floods pings gets its answers from the periodic heartbeat instead.
 constexpr auto kMinPingAnswerInterval = std::chrono::milliseconds(5);
@@ -157,7 +158,8 @@ void Core::sendLock(Session& session, const std::string& name, LockState state, 
 // --- Sessions ---------------------------------------------------------------
 
 absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chrono::milliseconds ttl,
-                                              const std::map<std::string, std::string>& attributes) {
+                                              const std::map<std::string, std::string>& attributes,
+                                              std::shared_ptr<const ClientProcesses> processes) {
   if (auto status = validateName("owner", owner); !status.ok()) return status;
   if (auto status = validateTtl(ttl); !status.ok()) return status;
   if (auto status = validateAttributes(attributes); !status.ok()) return status;
@@ -179,6 +181,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   session.public_id = id.substr(0, 16);
   session.owner = owner;
   session.attributes = attributes;
+  session.processes = std::move(processes);
   session.ttl = ttl;
   absl::Duration timeout = backend_.info().session_timeout;
   session.window = timeout == absl::InfiniteDuration() ? ttl : std::min(ttl, absl::ToChronoMilliseconds(timeout));
@@ -196,6 +199,7 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   Session& s = **session;
   if (s.sink) return absl::AlreadyExistsError("session_id: a KeepAlive stream is already open for this session");
   s.sink = std::move(sink);
+  s.detached = false;
   s.last_ping = Clock::now();
   s.last_ping_id = ping_id;
   send(s, heartbeat(s));
@@ -223,12 +227,18 @@ Event Core::heartbeat(const Session& session) const {
   event.window = session.window;
   event.ping_id = session.last_ping_id;
   if (linkSure()) {
-    // The session ends no sooner than ttl after the ping, and nothing held
-    // goes elsewhere before the coordinator's deadline; measured from the
-    // ping's arrival, which the client's sending precedes.
-    const Clock::time_point until = std::min(session.last_ping + session.ttl, backend_.leaseDeadline());
-    event.lease = std::max(std::chrono::milliseconds(0),
-                           std::chrono::duration_cast<std::chrono::milliseconds>(until - session.last_ping));
+    // Nothing held goes elsewhere before the session's ttl runs out (no
+    // sooner than ttl after this ping) nor before the coordinator's hold
+    // deadline. The lease vouches for two thirds of each, so that a
+    // supervisor has the rest, the margin, to stop its work. Measured from
+    // the ping's arrival, which the client's sending precedes.
+    const auto millis = [](Clock::duration d) {
+      return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(d));
+    };
+    const Clock::time_point lease_end = std::min(session.last_ping + session.ttl * 2 / 3, backend_.leaseDeadline());
+    const Clock::time_point hold_end = std::min(session.last_ping + session.ttl, backend_.holdDeadline());
+    event.lease = millis(lease_end - session.last_ping);
+    event.margin = millis(hold_end - lease_end);
   }
   return event;
 }
@@ -239,7 +249,17 @@ void Core::detachStream(const std::string& session_id, const EventSink* sink) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sessions_.find(session_id);
     if (it == sessions_.end() || it->second.sink.get() != sink) return;
-    endSession(session_id, "keepalive stream broken (client gone)", deferred, nullptr);
+    Session& session = it->second;
+    if (session.processes && session.processes->gone()) {
+      endSession(session_id, kClientGone, deferred, nullptr);
+    } else {
+      session.sink.reset();
+      session.detached = true;
+      spdlog::info(
+          "session {}: KeepAlive stream broken while its client may live on; its holds stay until its processes are "
+          "gone or its ttl runs out ({} ms after the last ping)",
+          session.public_id, session.ttl.count());
+    }
   }
   runAll(deferred);
 }
@@ -525,17 +545,17 @@ void Core::sweeperLoop() {
 
 void Core::sweep(Deferred& deferred) {
   const auto now = Clock::now();
-  std::vector<std::string> expired;
+  std::vector<std::pair<std::string, std::string>> ending;  // id, reason
   for (auto& [id, session] : sessions_) {
     if (now - session.last_ping > session.ttl) {
-      expired.push_back(id);
+      ending.emplace_back(id, absl::StrCat("ttl expired: no ping for ", session.ttl.count(), " ms"));
+    } else if (session.detached && session.processes && session.processes->gone()) {
+      ending.emplace_back(id, kClientGone);
     } else if (session.sink && now - session.last_sent >= session.window / 3) {
       send(session, heartbeat(session));
     }
   }
-  for (const auto& id : expired) {
-    endSession(id, absl::StrCat("ttl expired: no ping for ", sessions_.at(id).ttl.count(), " ms"), deferred, nullptr);
-  }
+  for (const auto& [id, reason] : ending) endSession(id, reason, deferred, nullptr);
 
   std::vector<int64_t> timed_out;
   for (const auto& [waiter_id, pending] : acquires_) {

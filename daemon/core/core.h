@@ -60,8 +60,11 @@ class Core : private backend::Listener {
   void shutdown(const std::string& reason, absl::Duration drain);
 
   // --- Sessions ------------------------------------------------------------
+  // `processes`: the client's processes if the daemon can watch them, else
+  // nullptr (see detachStream).
   absl::StatusOr<SessionInfo> openSession(const std::string& owner, std::chrono::milliseconds ttl,
-                                          const std::map<std::string, std::string>& attributes);
+                                          const std::map<std::string, std::string>& attributes,
+                                          std::shared_ptr<const ClientProcesses> processes = nullptr);
   // Binds the KeepAlive stream; at most one per session.
   // `ping_id` (from the first request) is echoed in the first heartbeat.
   absl::Status attachStream(const std::string& session_id, std::shared_ptr<EventSink> sink, uint64_t ping_id = 0);
@@ -69,8 +72,12 @@ class Core : private backend::Listener {
   // `ping_id` (unless something was sent in the last few milliseconds: a
   // flood of pings is answered by the periodic heartbeat).
   absl::Status ping(const std::string& session_id, uint64_t ping_id = 0);
-  // The stream ended. If it is still the session's stream, the session ends:
-  // a broken stream means the client process is gone.
+  // The stream ended without the daemon ending it. If it is still the
+  // session's stream: when the client's processes are provably gone, the
+  // session ends at once; otherwise (a Unix peer still alive, a TCP peer, a
+  // dropped slow reader) nothing is freed before the ttl runs out since the
+  // last ping, unless the processes exit meanwhile (the sweeper looks) or a
+  // new stream attaches.
   void detachStream(const std::string& session_id, const EventSink* sink);
   // Ends the session; the reply comes once the coordinator deletes are done.
   void closeSession(const std::string& session_id, StatusReply reply);
@@ -127,6 +134,8 @@ class Core : private backend::Listener {
     uint64_t last_ping_id = 0;
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
+    std::shared_ptr<const ClientProcesses> processes;  // nullptr: not watchable
+    bool detached = false;                             // its stream broke; waiting for its processes or ttl
     std::map<std::string, HeldLock> locks;
     std::map<std::string, int64_t> waits;  // lock name -> waiter id
     std::set<std::string> tries;           // TryAcquire in flight

@@ -33,6 +33,7 @@ struct Event {
   std::chrono::milliseconds window{0};  // W, in heartbeats
   uint64_t ping_id = 0;                 // heartbeats: the latest ping received
   std::chrono::milliseconds lease{0};   // heartbeats: valid this long after sending ping_id
+  std::chrono::milliseconds margin{0};  // heartbeats: held by nobody else this much longer
 };
 
 // Where a session's events go: the KeepAlive stream.
@@ -44,6 +45,16 @@ class EventSink {
   virtual void send(const Event& event) = 0;
   // Ends the stream once what is queued is written.
   virtual void close() = 0;
+};
+
+// The processes behind a client session, as far as the daemon can see them
+// (for a Unix socket peer in the daemon's pid namespace: pidfds).
+class ClientProcesses {
+ public:
+  virtual ~ClientProcesses() = default;
+  // True once every one of them has exited: the client is provably gone.
+  // Cheap, never blocks; called with the core's lock held.
+  virtual bool gone() const = 0;
 };
 
 // Watches the primary of one election (Elections.Observe).

@@ -84,6 +84,7 @@ void toProto(const core::Event& event, v1::KeepAliveResponse* out) {
       heartbeat->set_keepalive_window_ms(event.window.count());
       heartbeat->set_ping_id(event.ping_id);
       heartbeat->set_lease_ms(event.lease.count());
+      heartbeat->set_margin_ms(event.margin.count());
       break;
     }
     case core::Event::Kind::kLock: {

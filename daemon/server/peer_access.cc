@@ -42,17 +42,22 @@ bool PeerAccess::allowed(const PeerCredentials& peer, Scope scope) const {
   return std::any_of(peer.gids.begin(), peer.gids.end(), [&](gid_t gid) { return contains(gids, gid); });
 }
 
-absl::Status PeerAccess::check(const grpc::CallbackServerContext& context, Scope scope) const {
+std::optional<PeerCredentials> PeerAccess::peerOf(const grpc::CallbackServerContext& context) const {
   const std::string peer = context.peer();
   int fd = -1;
-  if (absl::StartsWith(peer, "fd:") && absl::SimpleAtoi(peer.substr(3), &fd)) {
-    PeerCredentials credentials;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = by_fd_.find(fd);
-      if (it == by_fd_.end()) return absl::PermissionDeniedError("unknown Unix socket peer");
-      credentials = it->second;
-    }
+  if (!absl::StartsWith(peer, "fd:") || !absl::SimpleAtoi(peer.substr(3), &fd)) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_fd_.find(fd);
+  if (it == by_fd_.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status PeerAccess::check(const grpc::CallbackServerContext& context, Scope scope) const {
+  const std::string peer = context.peer();
+  if (absl::StartsWith(peer, "fd:")) {
+    const std::optional<PeerCredentials> found = peerOf(context);
+    if (!found) return absl::PermissionDeniedError("unknown Unix socket peer");
+    const PeerCredentials& credentials = *found;
     if (allowed(credentials, scope)) return absl::OkStatus();
     const char* what = scope == Scope::kAdmin ? "Admin" : "the coordd API";
     const char* setting = scope == Scope::kAdmin ? "access.admin_uids/admin_gids" : "access.api_uids/api_gids";

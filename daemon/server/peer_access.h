@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -48,6 +49,8 @@ class PeerAccess {
   // OK, or PERMISSION_DENIED naming the peer and the setting (and logged,
   // with the peer's uid and pid).
   absl::Status check(const grpc::CallbackServerContext& context, Scope scope) const;
+  // The credentials of the call's Unix socket peer; nullopt for TCP peers.
+  std::optional<PeerCredentials> peerOf(const grpc::CallbackServerContext& context) const;
 
  private:
   bool allowed(const PeerCredentials& peer, Scope scope) const;

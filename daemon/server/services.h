@@ -6,6 +6,7 @@
 #include "backend/backend.h"
 #include "coordd/v1/coordd.grpc.pb.h"
 #include "core/core.h"
+#include "server/client_processes.h"
 #include "server/peer_access.h"
 
 // The four coordd services. Each validates its input (through the core),
@@ -32,6 +33,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
  private:
   core::Core& core_;
   const PeerAccess& access_;
+  ClientProcessTable processes_;
 };
 
 class LocksService final : public v1::Locks::CallbackService {

@@ -1,12 +1,15 @@
 #include <atomic>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "server/convert.h"
 #include "server/services.h"
 #include "server/stream_writer.h"
 
 namespace coordd::server {
 namespace {
+
+constexpr int kMaxGuardPids = 8;
 
 using KeepAliveReactorBase = grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>;
 
@@ -40,7 +43,8 @@ class KeepAliveReactor final : public KeepAliveReactorBase {
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      // Half-close or a broken connection: either way the client is done.
+      // Half-close or a broken connection: the stream is done; whether the
+      // client is too, the core decides (see Core::detachStream).
       sink_->writer().abort(grpc::Status::OK);
       return;
     }
@@ -64,7 +68,7 @@ class KeepAliveReactor final : public KeepAliveReactorBase {
 
   void OnDone() override {
     sink_->writer().detach();
-    // A stream the daemon did not end means the client is gone.
+    // A stream the daemon did not end: the client may be gone.
     if (!sink_->closedByDaemon() && !session_id_.empty()) core_.detachStream(session_id_, sink_.get());
     delete this;
   }
@@ -82,8 +86,29 @@ grpc::ServerUnaryReactor* SessionsService::Open(grpc::CallbackServerContext* con
                                                 v1::OpenResponse* response) {
   if (auto* refused = refuse(context, access_)) return refused;
   auto* reactor = context->DefaultReactor();
+  if (request->client_pid() < 0) {
+    reactor->Finish(toGrpc(absl::InvalidArgumentError("client_pid: must not be negative")));
+    return reactor;
+  }
+  if (request->guard_pids_size() > kMaxGuardPids) {
+    reactor->Finish(toGrpc(absl::InvalidArgumentError(
+        absl::StrCat("guard_pids: ", request->guard_pids_size(), " given, at most ", kMaxGuardPids))));
+    return reactor;
+  }
+  for (int32_t pid : request->guard_pids()) {
+    if (pid <= 0) {
+      reactor->Finish(toGrpc(absl::InvalidArgumentError(absl::StrCat("guard_pids: ", pid, " is not a pid"))));
+      return reactor;
+    }
+  }
+  std::shared_ptr<const core::ClientProcesses> processes;
+  if (const std::optional<PeerCredentials> peer = access_.peerOf(*context)) {
+    processes = processes_.watch(*peer, request->client_pid(),
+                                 std::vector<pid_t>(request->guard_pids().begin(), request->guard_pids().end()));
+  }
   std::map<std::string, std::string> attributes(request->attributes().begin(), request->attributes().end());
-  auto info = core_.openSession(request->owner(), std::chrono::milliseconds(request->ttl_ms()), attributes);
+  auto info = core_.openSession(request->owner(), std::chrono::milliseconds(request->ttl_ms()), attributes,
+                                std::move(processes));
   if (info.ok()) {
     response->set_session_id(info->session_id);
     response->set_ttl_ms(info->ttl.count());

@@ -62,8 +62,9 @@ void Daemon::waitLink(backend::LinkState state) {
   });
 }
 
-Daemon::Client Daemon::open(const std::string& owner, std::chrono::milliseconds ttl) {
-  auto info = core.openSession(owner, ttl, {{"role", "test"}});
+Daemon::Client Daemon::open(const std::string& owner, std::chrono::milliseconds ttl,
+                            std::shared_ptr<const core::ClientProcesses> processes) {
+  auto info = core.openSession(owner, ttl, {{"role", "test"}}, std::move(processes));
   if (!info.ok()) throw std::runtime_error(info.status().ToString());
   Client client{info->session_id, std::make_shared<RecordingSink>()};
   auto attached = core.attachStream(client.id, client.events);

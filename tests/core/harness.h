@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <memory>
@@ -65,7 +66,9 @@ struct Daemon {
     std::string id;
     std::shared_ptr<RecordingSink> events;
   };
-  Client open(const std::string& owner = "test", std::chrono::milliseconds ttl = 10s);
+  // `processes`: what the core may watch to tell the client is gone.
+  Client open(const std::string& owner = "test", std::chrono::milliseconds ttl = 10s,
+              std::shared_ptr<const core::ClientProcesses> processes = nullptr);
 
   absl::StatusOr<core::TryAcquireResult> tryAcquire(const Client& c, const std::string& name);
   absl::StatusOr<int64_t> acquire(const Client& c, const std::string& name, std::chrono::milliseconds timeout);
@@ -83,6 +86,16 @@ struct Daemon {
 
   backend::memory::MemoryBackend backend;
   core::Core core;
+};
+
+// The processes of a test client: alive until exit().
+class TestProcesses : public core::ClientProcesses {
+ public:
+  bool gone() const override { return gone_.load(); }
+  void exit() { gone_.store(true); }
+
+ private:
+  std::atomic<bool> gone_{false};
 };
 
 // Waits for a backend call's callback.

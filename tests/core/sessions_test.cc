@@ -23,13 +23,48 @@ TEST_CASE("closing a session releases its locks before the reply", "[sessions]")
   CHECK(late.status().message().find("closed by client") != std::string::npos);
 }
 
-TEST_CASE("a broken KeepAlive stream ends the session and frees its locks at once", "[sessions]") {
+TEST_CASE("a broken KeepAlive stream of a client whose processes are gone frees its locks at once", "[sessions]") {
   Daemon d(newStore());
-  auto a = d.open();
+  auto processes = std::make_shared<TestProcesses>();
+  auto a = d.open("test", 10s, processes);
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  processes->exit();
+  d.core.detachStream(a.id, a.events.get());
+  // Not a ttl later: the session is over already.
+  auto late = d.core.check(a.id, "job");
+  CHECK(absl::IsFailedPrecondition(late.status()));
+  CHECK(late.status().message().find("client gone") != std::string::npos);
+  REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
+}
+
+TEST_CASE("a broken KeepAlive stream of a live client frees nothing until its processes exit", "[sessions]") {
+  Daemon d(newStore());
+  auto processes = std::make_shared<TestProcesses>();
+  auto a = d.open("test", 10s, processes);
+  auto b = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  // The daemon dropped a slow reader, or the connection broke on one side:
+  // the client may still act on its lease.
+  d.core.detachStream(a.id, a.events.get());
+  CHECK_FALSE(d.tryAcquire(b, "job")->acquired);
+  std::this_thread::sleep_for(200ms);  // several sweeps
+  CHECK_FALSE(d.tryAcquire(b, "job")->acquired);
+  CHECK(d.core.check(a.id, "job")->state == core::LockState::kHeld);
+  processes->exit();
+  REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
+}
+
+TEST_CASE("a broken KeepAlive stream of a client the daemon cannot watch frees its locks after the ttl", "[sessions]") {
+  Daemon d(newStore());
+  auto a = d.open("tcp-peer", 1000ms);
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
   d.core.detachStream(a.id, a.events.get());
-  REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
+  CHECK_FALSE(d.tryAcquire(b, "job")->acquired);
+  REQUIRE(eventually([&] { return !d.core.check(a.id, "job").ok(); }));
+  CHECK(d.core.check(a.id, "job").status().message().find("ttl expired") != std::string::npos);
+  CHECK(d.tryAcquire(b, "job")->acquired);
 }
 
 TEST_CASE("a session without pings ends after its ttl", "[sessions]") {
@@ -66,8 +101,10 @@ TEST_CASE("the daemon sends heartbeats at least every W/3", "[sessions]") {
   }
 }
 
-TEST_CASE("every ping is answered at once with a heartbeat echoing it with the lease - no lease while suspended",
-          "[sessions]") {
+TEST_CASE(
+    "every ping is answered at once with a heartbeat echoing it with the lease and its margin - none while "
+    "suspended",
+    "[sessions]") {
   Daemon d(newStore());
   auto a = d.open("leased", 3000ms);
   auto echo = [&](uint64_t ping_id) {
@@ -79,8 +116,10 @@ TEST_CASE("every ping is answered at once with a heartbeat echoing it with the l
   auto heartbeat = echo(7);
   REQUIRE(heartbeat);
   // Nothing outside the process can end the embedded coordinator's session:
-  // the ttl alone bounds the lease.
-  CHECK(heartbeat->lease == 3000ms);
+  // the ttl alone bounds the lease, two thirds of it, and the margin, the
+  // rest: nobody else can have what the session holds before the ttl is up.
+  CHECK(heartbeat->lease == 2000ms);
+  CHECK(heartbeat->margin == 1000ms);
 
   d.backend.suspend();
   d.waitLink(backend::LinkState::kSuspended);
@@ -90,6 +129,7 @@ TEST_CASE("every ping is answered at once with a heartbeat echoing it with the l
   REQUIRE(heartbeat);
   CHECK(heartbeat->link == backend::LinkState::kSuspended);
   CHECK(heartbeat->lease == 0ms);
+  CHECK(heartbeat->margin == 0ms);
 }
 
 TEST_CASE("a flood of pings is answered at most every 5 ms - the periodic heartbeat echoes the latest", "[sessions]") {

@@ -278,9 +278,11 @@ TEST_CASE(
 
   // A KeepAlive whose client floods pings and never reads: the daemon answers
   // pings at most every 5 ms, so little waits for the client (a full queue
-  // would end the stream); the session ends when the client goes.
+  // would end the stream); the session ends when the client goes, and as the
+  // client process lives on, no sooner than its ttl.
   v1::OpenRequest request;
   request.set_owner("deaf");
+  request.set_ttl_ms(1000);
   v1::OpenResponse deaf;
   // Once the flood's sessions have expired, there is room again.
   REQUIRE(eventually([&] { return call(sessions, &v1::Sessions::Stub::Open, request, &deaf).ok(); }, 10s));

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,6 +28,15 @@ struct SessionOptions {
   // gone, ttl expired), after every lock's and election's callback. Runs on
   // the session's event thread; same rules as LockCallback.
   std::function<void(absl::string_view reason)> on_ended;
+  // Called on the session's event thread whenever the lease is renewed
+  // (every answered ping, about every W/3); same rules as LockCallback.
+  std::function<void(const Lease& lease)> on_lease;
+  // Processes of this client, besides this one, that the daemon must see
+  // exit too before a broken KeepAlive stream frees what the session holds
+  // (at most 8; honoured on the daemon's Unix socket in its pid namespace).
+  // coordctl names its watchdog here, which outlives a killed coordctl until
+  // the command it guards is gone.
+  std::vector<int> guard_pids;
 };
 
 struct LockOptions {
@@ -76,6 +86,8 @@ class Session {
   const std::string& nodeId() const;
   // W: the session pings and the daemon sends at least every W/3.
   absl::Duration keepaliveWindow() const;
+  // The lease as last renewed (both times in the past once it has run out).
+  Lease lease() const;
 
   // Non-blocking acquire. OK with either a held guard or the holder's
   // record; ALREADY_EXISTS if this session holds `name` already.

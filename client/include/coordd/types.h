@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -46,6 +47,16 @@ struct ElectionState {
   // current primary's term otherwise (0 when unknown).
   int64_t term = 0;
   std::string reason;  // why, for kSuspended/kTerminated
+};
+
+// A session's lease from the daemon, on this host's steady_clock.
+struct Lease {
+  // HELD locks and PRIMARY candidacies may be acted on until then.
+  std::chrono::steady_clock::time_point valid_until;
+  // Nobody else can be granted them before then (>= valid_until), even if
+  // the daemon or this process hangs: the margin to stop work that must not
+  // overlap the next holder's.
+  std::chrono::steady_clock::time_point exclusive_until;
 };
 
 // Lowercase names ("held", "primary", ...) for logs and CLI output.

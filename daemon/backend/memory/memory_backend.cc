@@ -37,6 +37,10 @@ std::chrono::steady_clock::time_point MemoryBackend::leaseDeadline() const {
   return std::chrono::steady_clock::time_point::max();
 }
 
+std::chrono::steady_clock::time_point MemoryBackend::holdDeadline() const {
+  return std::chrono::steady_clock::time_point::max();
+}
+
 void MemoryBackend::suspend() {
   executor_.post([this] {
     store_->setSuspended(session_, true);

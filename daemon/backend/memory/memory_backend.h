@@ -36,6 +36,7 @@ class MemoryBackend : public Backend, private MemoryStore::SessionSink {
   BackendInfo info() const override;
   // In-process: only this process (suspend/expire above) ends the session.
   std::chrono::steady_clock::time_point leaseDeadline() const override;
+  std::chrono::steady_clock::time_point holdDeadline() const override;
 
   void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
   void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) override;

@@ -127,6 +127,10 @@ std::chrono::steady_clock::time_point ZookeeperBackend::leaseDeadline() const {
   return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(lease_deadline_ns_.load()));
 }
 
+std::chrono::steady_clock::time_point ZookeeperBackend::holdDeadline() const {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(hold_deadline_ns_.load()));
+}
+
 void ZookeeperBackend::probeLoop(int64_t generation) {
   if (generation != generation_ || stopped_) return;
   const auto now = SerialExecutor::Clock::now();
@@ -155,8 +159,15 @@ void ZookeeperBackend::probe() {
 void ZookeeperBackend::confirmed(SerialExecutor::Clock::time_point sent) {
   if (sent <= confirmed_sent_) return;
   confirmed_sent_ = sent;
-  const auto deadline = sent + absl::ToChronoNanoseconds(info().session_timeout * 2 / 3);
-  lease_deadline_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count());
+  // The server heard the probe no earlier than `sent` and expires the
+  // session no sooner than a timeout after it last heard from us: nobody can
+  // have what we hold before sent + timeout. We vouch for two thirds of it.
+  const absl::Duration timeout = info().session_timeout;
+  const auto nanos = [](SerialExecutor::Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  };
+  hold_deadline_ns_.store(nanos(sent + absl::ToChronoNanoseconds(timeout)));
+  lease_deadline_ns_.store(nanos(sent + absl::ToChronoNanoseconds(timeout * 2 / 3)));
   if (lapsed_ && link_ == Link::kConnected) {
     lapsed_ = false;
     spdlog::info("zookeeper: the session is confirmed again");
@@ -242,6 +253,7 @@ void ZookeeperBackend::expire(const std::string& why) {
   confirmed_sent_ = {};
   lapsed_ = false;
   lease_deadline_ns_.store(0);
+  hold_deadline_ns_.store(0);
   zk_.reset();
   for (auto& [id, waiter] : waiters) waiter.done(expired());
   listener_->onLinkState(LinkState::kExpired);

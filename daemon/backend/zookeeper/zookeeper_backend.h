@@ -62,6 +62,7 @@ class ZookeeperBackend : public Backend {
   void stop() override;
   BackendInfo info() const override;
   std::chrono::steady_clock::time_point leaseDeadline() const override;
+  std::chrono::steady_clock::time_point holdDeadline() const override;
 
   void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
   void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) override;
@@ -195,6 +196,7 @@ class ZookeeperBackend : public Backend {
 
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> lease_deadline_ns_{0};  // steady_clock, since its epoch
+  std::atomic<int64_t> hold_deadline_ns_{0};   // the same
   mutable std::mutex info_mu_;
   BackendInfo info_;
 
