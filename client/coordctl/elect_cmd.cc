@@ -1,4 +1,4 @@
-// coordctl elect NAME [--value V] [--grace DUR] -- CMD...
+// coordctl elect NAME [--value V] [--grace DUR] [--ttl DUR] -- CMD...
 
 #include <algorithm>
 #include <optional>
@@ -17,19 +17,42 @@ constexpr absl::Duration kFirstRetry = absl::Milliseconds(250);
 constexpr absl::Duration kMaxRetry = absl::Seconds(2);
 
 constexpr char kHelp[] = R"(Campaigns in the election NAME and runs CMD only while this candidate is the
-PRIMARY: CMD starts when coordctl becomes primary and gets SIGTERM (SIGKILL
-after the grace period) as soon as the primaryship is SUSPENDED (link to the
-coordinator in doubt, or coordd silent), TERMINATED or handed over
-(SECONDARY, e.g. after `coordctl elections step-down`). coordctl keeps
-campaigning meanwhile, so CMD starts again when it is primary again, with the
-new term. If coordd restarts, coordctl opens a new session and campaigns
-again. Every change of state is printed on stderr.
+PRIMARY: CMD starts when coordctl becomes primary and is stopped as soon as
+the primaryship is SUSPENDED (link to the coordinator in doubt, or coordd
+silent), TERMINATED or handed over (SECONDARY, e.g. after `coordctl
+elections step-down`). coordctl keeps campaigning meanwhile, so CMD starts
+again when it is primary again, with the new term. If coordd restarts,
+coordctl opens a new session and campaigns again. Every change of state is
+printed on stderr.
 
-coordctl exits when CMD exits by itself (it then resigns, and exits with
-CMD's code), or when it gets SIGTERM, SIGINT or SIGHUP: it stops CMD as above
-(SIGKILL at once on a second signal), resigns, and exits with CMD's code,
-which is 143 if CMD was killed by that SIGTERM and 0 if CMD was not running.
-CMD dies with coordctl even on `kill -9` (parent-death signal).
+CMD, and every process it starts, is gone (exited and reaped, not only
+signalled) before another candidate can be PRIMARY. A watchdog process of
+coordctl's runs CMD and keeps every descendant of it (a subreaper: even one
+that calls setsid() or double-forks); it holds the lease coordd grants, so it
+acts even when coordctl is killed or frozen. Time between SIGTERM and
+SIGKILL, with W = min(--ttl, the coordinator's session timeout) and the
+margin (about W/3) that remains after the lease before the primaryship can
+go elsewhere:
+  SECONDARY, TERMINATED, a new term (step-down, session expired):
+      none: SIGKILL at once (another candidate may be primary already)
+  SUSPENDED (the lease ran out: coordd frozen or unreachable):
+      --grace, but SIGKILL no later than 100 ms before the margin ends
+  coordctl gets SIGTERM, SIGINT or SIGHUP: --grace (SIGKILL at once on a
+      second signal); the lease is renewed meanwhile
+  coordctl killed (kill -9, crash): the watchdog sends SIGTERM at once,
+      SIGKILL after --grace or 100 ms before the margin ends, whichever is
+      first; coordd keeps the candidacy until the watchdog has exited (or for
+      the ttl, over TCP or from another pid namespace)
+  coordctl frozen (SIGSTOP, Ctrl-Z, hung): the watchdog sends SIGTERM when
+      the lease runs out and SIGKILL 100 ms before the margin ends
+  the watchdog killed: CMD gets SIGKILL (parent-death signal); coordctl
+      kills what is left, resigns and exits 1
+
+coordctl exits when CMD exits by itself and every process it started has
+exited too (it then resigns, and exits with CMD's code), or when it gets
+SIGTERM, SIGINT or SIGHUP: it stops CMD as above, resigns, and exits with
+CMD's code, which is 143 if CMD was killed by that SIGTERM and 0 if CMD was
+not running.
 
 CMD runs in its own process group with these variables added:
   COORDD_ELECTION=NAME
@@ -38,7 +61,9 @@ CMD runs in its own process group with these variables added:
 Options:
   --value V     published with the candidacy, e.g. this instance's address;
                 shown by `coordctl leader NAME`
-  --grace DUR   time between SIGTERM and SIGKILL when stopping CMD (default 5s)
+  --grace DUR   the most CMD gets between SIGTERM and SIGKILL (default 5s)
+  --ttl DUR     the session's ttl: coordd ends it (and the candidacy) when
+                coordctl has not pinged for this long (default 10s, 1s-300s)
 
 Exit codes:
   CMD's exit code (128+N if signal N killed it), or 0 if it was not running
@@ -61,19 +86,29 @@ bool retryable(const absl::Status& status) {
 // The candidacy and CMD, reconciled after every event.
 class Elector {
  public:
-  Elector(const Invocation& invocation, absl::Duration grace, EventWaiter& waiter, Client& client)
-      : invocation_(invocation), name_(invocation.args[0]), grace_(grace), waiter_(waiter), client_(client) {}
+  Elector(const Invocation& invocation, absl::Duration ttl, EventWaiter& waiter, Client& client, Keeper& keeper)
+      : invocation_(invocation),
+        name_(invocation.args[0]),
+        ttl_(ttl),
+        waiter_(waiter),
+        client_(client),
+        keeper_(keeper) {}
 
   int run() {
     for (;;) {
       if (std::optional<int> code = step()) return *code;
       const EventWaiter::Event event = waiter_.wait(retry_at_);
-      if (event.kind == EventWaiter::Event::Kind::kChild && child_) {
+      if (event.kind == EventWaiter::Event::Kind::kChild) {
+        reportKeeper(keeper_.read(), invocation_.json, keeper_);
+        if (keeper_.died()) {
+          tree_ = false;
+          return finish(kExitError);
+        }
         if (std::optional<int> code = finishIfChildExited()) return *code;
       } else if (event.kind == EventWaiter::Event::Kind::kSignal) {
         report({{"event", "signal"}, {"signal", signalName(event.signal)}},
                absl::StrCat("got ", signalName(event.signal)));
-        return finish(child_ ? stopChild("coordctl is stopping", event.signal).exit_code : kExitOk);
+        return finish(tree_ ? stopChild("coordctl is stopping", false, event.signal).exit_code : kExitOk);
       }
     }
   }
@@ -90,7 +125,7 @@ class Elector {
     if (due) retry_at_.reset();
 
     if (session_ && session_->ended()) {
-      if (std::optional<int> code = stopChildUnlessInterrupted("session ended")) return code;
+      if (std::optional<int> code = stopChildUnlessInterrupted("session ended", true)) return code;
       report({{"event", "session_ended"}, {"reason", session_->endReason()}},
              absl::StrCat("session ended (", session_->endReason(), "); campaigning again"));
       election_.reset();
@@ -106,22 +141,28 @@ class Elector {
     const ElectionState state = election_->state();
     announce(state);
     const bool primary = state.status == ElectionStatus::kPrimary;
-    if (child_ && (!primary || state.term != child_term_)) {
-      if (std::optional<int> code = stopChildUnlessInterrupted(primary ? "new term" : toString(state.status))) {
+    if (tree_ && (!primary || state.term != child_term_)) {
+      // Suspended: nobody else can be primary before the margin ends, which
+      // bounds the grace. Secondary, terminated or a new term: another
+      // candidate may be primary already.
+      const bool at_once = state.status != ElectionStatus::kSuspended;
+      if (std::optional<int> code =
+              stopChildUnlessInterrupted(primary ? "new term" : toString(state.status), at_once)) {
         return code;
       }
     }
-    if (primary && !child_) {
-      absl::StatusOr<Child> child =
-          Child::start(invocation_.argv, {{"COORDD_ELECTION", name_}, {"COORDD_TERM", absl::StrCat(state.term)}});
-      if (!child.ok()) {
-        fail("run CMD", child.status());
-        return finish(Child::exitCodeFor(child.status()));
+    if (primary && !tree_) {
+      absl::StatusOr<pid_t> pid =
+          keeper_.run({{"COORDD_ELECTION", name_}, {"COORDD_TERM", absl::StrCat(state.term)}}, session_->lease());
+      if (!pid.ok()) {
+        fail("run CMD", pid.status());
+        return finish(Keeper::exitCodeFor(pid.status()));
       }
-      child_ = *std::move(child);
+      tree_ = true;
+      tree_pid_ = *pid;
       child_term_ = state.term;
-      report({{"event", "cmd_started"}, {"pid", child_->pid()}, {"term", state.term}},
-             absl::StrCat("started CMD (pid ", child_->pid(), ") as primary, term ", state.term));
+      report({{"event", "cmd_started"}, {"pid", tree_pid_}, {"term", state.term}},
+             absl::StrCat("started CMD (pid ", tree_pid_, ") as primary, term ", state.term));
     }
     if ((state.status == ElectionStatus::kTerminated || state.status == ElectionStatus::kNotCandidate) && due) {
       // Campaign again, unless the daemon already did (rejoin() treats
@@ -140,7 +181,7 @@ class Elector {
   absl::Status enroll() {
     if (!session_) {
       absl::StatusOr<std::unique_ptr<Session>> session =
-          openSupervisorSession(client_, "elect", invocation_.argv, waiter_);
+          openSupervisorSession(client_, "elect", invocation_.argv, ttl_, waiter_, keeper_);
       if (!session.ok()) return session.status();
       session_ = *std::move(session);
     }
@@ -188,41 +229,51 @@ class Elector {
            text);
   }
 
-  Child::Stopped stopChild(absl::string_view why, int cause_signal = 0) {
-    report({{"event", "cmd_stopping"}, {"pid", child_->pid()}, {"why", why}},
-           absl::StrCat("stopping CMD (pid ", child_->pid(), "): ", why));
-    const Child::Stopped stopped = child_->stop(waiter_, grace_, cause_signal);
+  // Stops CMD's tree and waits until it is gone; `at_once`: SIGKILL.
+  Stopped stopChild(absl::string_view why, bool at_once, int cause_signal = 0) {
+    report({{"event", "cmd_stopping"}, {"pid", tree_pid_}, {"why", why}},
+           absl::StrCat("stopping CMD (pid ", tree_pid_, "): ", why, at_once ? " (SIGKILL)" : ""));
+    const Stopped stopped = stopTree(keeper_, waiter_, invocation_.json, at_once, cause_signal);
     report({{"event", "cmd_stopped"}, {"exit_code", stopped.exit_code}},
            absl::StrCat("CMD stopped with code ", stopped.exit_code));
-    child_.reset();
+    tree_ = false;
     return stopped;
   }
 
-  // If CMD has exited by itself: reports it and ends coordctl with its code.
+  // If CMD has exited by itself, and every process it started too: reports
+  // it and ends coordctl with its code.
   std::optional<int> finishIfChildExited() {
-    const std::optional<int> code = child_->poll();
-    if (!code) return std::nullopt;
-    report({{"event", "cmd_exited"}, {"exit_code", *code}},
-           absl::StrCat("CMD exited with code ", *code, "; resigning"));
-    child_.reset();
-    return finish(*code);
+    if (!tree_ || keeper_.running()) return std::nullopt;
+    const int code = keeper_.exitCode().value_or(kExitError);
+    if (keeper_.signalled()) {
+      // The watchdog ended it, the lease having run out while coordctl did
+      // not act (frozen): the primaryship went, campaigning goes on.
+      report({{"event", "cmd_stopped"}, {"exit_code", code}},
+             absl::StrCat("CMD stopped by the watchdog with code ", code));
+      tree_ = false;
+      return std::nullopt;
+    }
+    report({{"event", "cmd_exited"}, {"exit_code", code}}, absl::StrCat("CMD exited with code ", code, "; resigning"));
+    tree_ = false;
+    return finish(code);
   }
 
   // Stops CMD because the primaryship went; if coordctl was signalled
   // meanwhile, or CMD had already exited by itself, the exit code to end with.
-  std::optional<int> stopChildUnlessInterrupted(absl::string_view why) {
-    if (!child_) return std::nullopt;
+  std::optional<int> stopChildUnlessInterrupted(absl::string_view why, bool at_once) {
+    if (!tree_) return std::nullopt;
     // Its exit and the status change came in the same wake-up: the exit
     // was not caused by stopping it.
+    reportKeeper(keeper_.read(), invocation_.json, keeper_);
     if (std::optional<int> code = finishIfChildExited()) return code;
-    const Child::Stopped stopped = stopChild(why);
+    const Stopped stopped = stopChild(why, at_once);
     if (stopped.interrupted_by == 0) return std::nullopt;
     return finish(stopped.exit_code);
   }
 
   // Stops CMD if it still runs, resigns and closes the session; returns `code`.
   int finish(int code) {
-    if (child_) stopChild("coordctl is exiting");
+    if (tree_) stopChild("coordctl is exiting", false);
     if (election_) {
       if (absl::Status status = election_->resign(); !status.ok()) {
         report({{"event", "resign_failed"}, {"error", std::string(status.message())}},
@@ -236,12 +287,14 @@ class Elector {
 
   const Invocation& invocation_;
   const std::string& name_;
-  const absl::Duration grace_;
+  const absl::Duration ttl_;
   EventWaiter& waiter_;
   Client& client_;
+  Keeper& keeper_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<Election> election_;
-  std::optional<Child> child_;
+  bool tree_ = false;  // CMD's tree runs, started for child_term_
+  pid_t tree_pid_ = 0;
   int64_t child_term_ = 0;
   std::optional<ElectionState> announced_;  // last state printed
   std::optional<Clock::time_point> retry_at_;
@@ -252,11 +305,16 @@ class Elector {
 int runElect(const Invocation& invocation) {
   const absl::StatusOr<absl::Duration> grace = invocation.duration("grace", kDefaultGrace);
   if (!grace.ok()) return usageError(invocation, grace.status().message());
-  absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create();
+  const absl::StatusOr<absl::Duration> ttl = sessionTtl(invocation);
+  if (!ttl.ok()) return usageError(invocation, ttl.status().message());
+  // Before any thread exists: the keeper is forked, and signals are blocked.
+  absl::StatusOr<std::unique_ptr<Keeper>> keeper = Keeper::spawn(invocation.argv, *grace);
+  if (!keeper.ok()) return fail("start the watchdog", keeper.status());
+  absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create((*keeper)->fd());
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
   absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
   if (!client.ok()) return fail("connect", client.status());
-  return Elector(invocation, *grace, **waiter, **client).run();
+  return Elector(invocation, *ttl, **waiter, **client, **keeper).run();
 }
 
 }  // namespace
@@ -264,9 +322,9 @@ int runElect(const Invocation& invocation) {
 Command electCommand() {
   return Command{"elect",
                  "run a command only while primary of an election",
-                 "elect NAME [--value V] [--grace DUR] -- CMD [ARG...]",
+                 "elect NAME [--value V] [--grace DUR] [--ttl DUR] -- CMD [ARG...]",
                  kHelp,
-                 {{"value", "V"}, {"grace", "DUR"}},
+                 {{"value", "V"}, {"grace", "DUR"}, {"ttl", "DUR"}},
                  1,
                  1,
                  true,

@@ -1,4 +1,4 @@
-// coordctl lock NAME [--wait DUR] [--grace DUR] -- CMD...
+// coordctl lock NAME [--wait DUR] [--grace DUR] [--ttl DUR] -- CMD...
 
 #include <atomic>
 #include <mutex>
@@ -24,19 +24,43 @@ CMD runs in its own process group with these variables added:
   COORDD_LOCK=NAME
   COORDD_FENCING_TOKEN=<token>   strictly increasing across holders; pass it
                                  to resources that can reject stale writers
-If the lock is lost or suspended while CMD runs (coordinator session expired,
-forced release by an admin, coordd unreachable), CMD's process group gets
-SIGTERM at once, SIGKILL after the grace period, and coordctl exits 76.
-SIGTERM, SIGINT or SIGHUP to coordctl is forwarded to CMD as SIGTERM (SIGKILL
-after the grace period, or at once on a second signal); coordctl then
-releases the lock and exits with CMD's code. CMD dies with coordctl even on
-`kill -9` (parent-death signal). CMD runs outside the terminal's foreground
-process group, so it must not read from the terminal.
+
+CMD, and every process it starts, is gone (exited and reaped, not only
+signalled) before anyone else can be granted the lock. A watchdog process
+of coordctl's runs CMD and keeps every descendant of it (a subreaper: even
+one that calls setsid() or double-forks); it holds the lease coordd grants,
+so it acts even when coordctl is killed or frozen. "Stopping CMD" signals
+all of those processes; the lock is released once they have all exited,
+also when CMD exits by itself and leaves some behind. Time between SIGTERM
+and SIGKILL, with W = min(--ttl, the coordinator's session timeout) and the
+margin (about W/3) that remains after the lease before the lock can go
+elsewhere:
+  lock lost (forced release by an admin, coordinator session expired):
+      none: SIGKILL at once (the lock may be someone else's already); exit 76
+  lease ran out (coordd frozen or unreachable, its link suspended):
+      --grace, but SIGKILL no later than 100 ms before the margin ends; exit 76
+  coordctl gets SIGTERM, SIGINT or SIGHUP:
+      --grace (SIGKILL at once on a second signal); the lease is renewed
+      meanwhile; then the lock is released and coordctl exits with CMD's code
+  coordctl killed (kill -9, crash):
+      the watchdog sends SIGTERM at once, SIGKILL after --grace or 100 ms
+      before the margin ends, whichever is first; coordd keeps the lock
+      until the watchdog has exited (or for the ttl, where it cannot see the
+      processes: over TCP, or from another pid namespace)
+  coordctl frozen (SIGSTOP, Ctrl-Z, hung):
+      the watchdog sends SIGTERM when the lease runs out and SIGKILL 100 ms
+      before the margin ends: about W/3, never more than --grace
+  the watchdog killed: CMD gets SIGKILL (parent-death signal); coordctl
+      kills what is left and exits 1
+CMD runs outside the terminal's foreground process group, so it must not
+read from the terminal.
 
 Options:
   --wait DUR    wait up to DUR for the lock, in FIFO order with other waiters
                 (e.g. 30s, 5m); default: do not wait
-  --grace DUR   time between SIGTERM and SIGKILL when stopping CMD (default 5s)
+  --grace DUR   the most CMD gets between SIGTERM and SIGKILL (default 5s)
+  --ttl DUR     the session's ttl: coordd ends it (and frees the lock) when
+                coordctl has not pinged for this long (default 10s, 1s-300s)
 
 Exit codes:
   CMD's exit code (128+N if signal N killed it)
@@ -109,8 +133,13 @@ int runLock(const Invocation& invocation) {
   if (!wait.ok()) return usageError(invocation, wait.status().message());
   const absl::StatusOr<absl::Duration> grace = invocation.duration("grace", kDefaultGrace);
   if (!grace.ok()) return usageError(invocation, grace.status().message());
+  const absl::StatusOr<absl::Duration> ttl = sessionTtl(invocation);
+  if (!ttl.ok()) return usageError(invocation, ttl.status().message());
 
-  absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create();
+  // Before any thread exists: the keeper is forked, and signals are blocked.
+  absl::StatusOr<std::unique_ptr<Keeper>> keeper = Keeper::spawn(invocation.argv, *grace);
+  if (!keeper.ok()) return fail("start the watchdog", keeper.status());
+  absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create((*keeper)->fd());
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
   absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
   if (!client.ok()) return fail("connect", client.status());
@@ -118,7 +147,8 @@ int runLock(const Invocation& invocation) {
   // wake-ups, or in the wake-up that reaps CMD. Declared before the session,
   // whose callbacks set it.
   std::atomic<bool> was_not_held{false};
-  absl::StatusOr<std::unique_ptr<Session>> session = openSupervisorSession(**client, "lock", invocation.argv, **waiter);
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      openSupervisorSession(**client, "lock", invocation.argv, *ttl, **waiter, **keeper);
   if (!session.ok()) return fail("open session", session.status());
 
   LockOptions options;
@@ -147,34 +177,44 @@ int runLock(const Invocation& invocation) {
     return kExitLockLost;
   }
 
-  absl::StatusOr<Child> child =
-      Child::start(invocation.argv, {{"COORDD_LOCK", name}, {"COORDD_FENCING_TOKEN", absl::StrCat(guard.token())}});
-  if (!child.ok()) {
-    fail("run CMD", child.status());
-    return Child::exitCodeFor(child.status());
+  Keeper& tree = **keeper;
+  absl::StatusOr<pid_t> pid =
+      tree.run({{"COORDD_LOCK", name}, {"COORDD_FENCING_TOKEN", absl::StrCat(guard.token())}}, (*session)->lease());
+  if (!pid.ok()) {
+    fail("run CMD", pid.status());
+    return Keeper::exitCodeFor(pid.status());
   }
-  // The guard's destructor releases the lock after CMD has exited.
+  // The guard's destructor releases the lock, after the whole tree is gone.
   for (;;) {
-    const std::optional<int> code = child->poll();
-    // Checked after poll(): a loss before CMD exited shows by now.
+    reportKeeper(tree.read(), invocation.json, tree);
+    if (tree.died()) {
+      (*session)->close().IgnoreError();
+      return kExitError;
+    }
+    // Checked after reading the keeper: a loss before CMD exited shows by now.
     if (!guard.held()) was_not_held.store(true);
-    if (was_not_held.load() && code) {
-      reportLost(absl::StrCat(": CMD (pid ", child->pid(), ") exited meanwhile"));
+    if (!tree.running()) {
+      const int code = tree.exitCode().value_or(kExitError);
+      if (!was_not_held.load()) return code;
+      reportLost(absl::StrCat(": CMD (pid ", *pid, ") exited meanwhile"));
       (*session)->close().IgnoreError();
       return kExitLockLost;
     }
-    if (code) return *code;
     if (was_not_held.load()) {
-      reportLost(absl::StrCat(": stopping CMD (pid ", child->pid(), ")"));
-      child->stop(**waiter, *grace);
+      // Suspended: nobody else can have it before the margin ends, which
+      // bounds the grace. Lost or released by an admin: it may be someone
+      // else's already.
+      const bool at_once = guard.state() != LockState::kSuspended;
+      reportLost(absl::StrCat(": stopping CMD (pid ", *pid, ")", at_once ? " with SIGKILL" : ""));
+      stopTree(tree, **waiter, invocation.json, at_once);
       (*session)->close().IgnoreError();
       return kExitLockLost;
     }
     const EventWaiter::Event event = (*waiter)->wait();
     if (event.kind == EventWaiter::Event::Kind::kSignal) {
-      report(invocation.json, {{"event", "signal"}, {"signal", signalName(event.signal)}, {"pid", child->pid()}},
-             absl::StrCat("got ", signalName(event.signal), ": stopping CMD (pid ", child->pid(), ")"));
-      return child->stop(**waiter, *grace, event.signal).exit_code;
+      report(invocation.json, {{"event", "signal"}, {"signal", signalName(event.signal)}, {"pid", *pid}},
+             absl::StrCat("got ", signalName(event.signal), ": stopping CMD (pid ", *pid, ")"));
+      return stopTree(tree, **waiter, invocation.json, false, event.signal).exit_code;
     }
   }
 }
@@ -184,9 +224,9 @@ int runLock(const Invocation& invocation) {
 Command lockCommand() {
   return Command{"lock",
                  "run a command while holding a lock",
-                 "lock NAME [--wait DUR] [--grace DUR] -- CMD [ARG...]",
+                 "lock NAME [--wait DUR] [--grace DUR] [--ttl DUR] -- CMD [ARG...]",
                  kHelp,
-                 {{"wait", "DUR"}, {"grace", "DUR"}},
+                 {{"wait", "DUR"}, {"grace", "DUR"}, {"ttl", "DUR"}},
                  1,
                  1,
                  true,

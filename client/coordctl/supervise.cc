@@ -1,26 +1,18 @@
 #include "supervise.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "cli.h"
-
-extern char** environ;
+#include "output.h"
 
 namespace coordd::ctl {
 namespace {
@@ -35,46 +27,6 @@ sigset_t supervisedSignals() {
 }
 
 absl::Status errnoStatus(int error, absl::string_view what) { return absl::ErrnoToStatus(error, what); }
-
-// The file execve() should run for `name`, searched in $PATH like execvp(3)
-// but before fork(): the child may only make async-signal-safe calls.
-absl::StatusOr<std::string> resolveExecutable(const std::string& name) {
-  const auto usable = [](const std::string& path) {
-    struct stat info;
-    return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && ::access(path.c_str(), X_OK) == 0;
-  };
-  if (name.find('/') != std::string::npos) {
-    if (usable(name)) return name;
-    if (::access(name.c_str(), F_OK) != 0) return absl::NotFoundError(absl::StrCat(name, ": no such file"));
-    return absl::PermissionDeniedError(absl::StrCat(name, ": not an executable file"));
-  }
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path != nullptr && *path != '\0' ? path : "/usr/bin:/bin", ':')) {
-    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", name);
-    if (usable(candidate)) return candidate;
-  }
-  return absl::NotFoundError(absl::StrCat(name, ": command not found"));
-}
-
-// environ with `extra` added, replacing variables of the same name.
-std::vector<std::string> childEnvironment(const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::vector<std::string> env;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    const absl::string_view variable = *entry;
-    const absl::string_view key = variable.substr(0, variable.find('='));
-    const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const auto& pair) { return pair.first == key; });
-    if (!replaced) env.emplace_back(variable);
-  }
-  for (const auto& [key, value] : extra) env.push_back(absl::StrCat(key, "=", value));
-  return env;
-}
-
-std::vector<char*> pointers(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (std::string& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
 
 std::string hostName() {
   char host[256] = {};
@@ -95,7 +47,7 @@ std::string truncateUtf8(std::string text, size_t limit) {
 
 // --- EventWaiter -------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<EventWaiter>> EventWaiter::create() {
+absl::StatusOr<std::unique_ptr<EventWaiter>> EventWaiter::create(int watched) {
   const sigset_t signals = supervisedSignals();
   if (int error = ::pthread_sigmask(SIG_BLOCK, &signals, nullptr); error != 0) {
     return errnoStatus(error, "pthread_sigmask");
@@ -108,7 +60,7 @@ absl::StatusOr<std::unique_ptr<EventWaiter>> EventWaiter::create() {
     ::close(signal_fd);
     return errnoStatus(error, "eventfd");
   }
-  return std::unique_ptr<EventWaiter>(new EventWaiter(signal_fd, event_fd));
+  return std::unique_ptr<EventWaiter>(new EventWaiter(signal_fd, event_fd, watched));
 }
 
 EventWaiter::~EventWaiter() {
@@ -131,8 +83,9 @@ EventWaiter::Event EventWaiter::wait(std::optional<Clock::time_point> deadline) 
       // Rounded up, so that a wake-up is never early.
       timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
     }
-    pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}};
-    if (::poll(fds, 2, timeout_ms) <= 0) continue;  // EINTR or timeout: re-check the deadline
+    pollfd fds[3] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}, {watched_, POLLIN, 0}};
+    if (::poll(fds, 3, timeout_ms) <= 0) continue;  // EINTR or timeout: re-check the deadline
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) return Event{Event::Kind::kChild};
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       if (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
@@ -147,101 +100,42 @@ EventWaiter::Event EventWaiter::wait(std::optional<Clock::time_point> deadline) 
   }
 }
 
-// --- Child -------------------------------------------------------------------
+// --- Stopping the tree ----------------------------------------------------------
 
-absl::StatusOr<Child> Child::start(const std::vector<std::string>& argv,
-                                   const std::vector<std::pair<std::string, std::string>>& env) {
-  absl::StatusOr<std::string> path = resolveExecutable(argv.at(0));
-  if (!path.ok()) return path.status();
-  std::vector<std::string> args = argv;
-  std::vector<std::string> environment = childEnvironment(env);
-  std::vector<char*> arg_pointers = pointers(args);
-  std::vector<char*> env_pointers = pointers(environment);
-
-  int exec_error_pipe[2];
-  if (::pipe2(exec_error_pipe, O_CLOEXEC) != 0) return errnoStatus(errno, "pipe2");
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on: other threads of coordctl
-    // may have held locks at the fork.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(kExitError);  // coordctl died before prctl
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction default_action = {};
-    default_action.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &default_action, nullptr);
-    ::execve(path->c_str(), arg_pointers.data(), env_pointers.data());
-    const int error = errno;
-    [[maybe_unused]] ssize_t written = ::write(exec_error_pipe[1], &error, sizeof(error));
-    ::_exit(kExitCannotExecute);
-  }
-  const int fork_error = errno;
-  ::close(exec_error_pipe[1]);
-  if (pid < 0) {
-    ::close(exec_error_pipe[0]);
-    return errnoStatus(fork_error, "fork");
-  }
-  ::setpgid(pid, pid);  // as the child does: whichever runs first, kill(-pid) works afterwards
-
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_error_pipe[0], &exec_error, sizeof(exec_error));
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_error_pipe[0]);
-  if (got == sizeof(exec_error)) {
-    ::waitpid(pid, nullptr, 0);
-    return errnoStatus(exec_error, absl::StrCat("cannot execute ", *path));
-  }
-  return Child(pid);
-}
-
-std::optional<int> Child::poll() {
-  if (exit_code_) return exit_code_;
-  int status = 0;
-  const pid_t reaped = ::waitpid(pid_, &status, WNOHANG);
-  if (reaped == pid_) {
-    exit_code_ = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-  } else if (reaped < 0 && errno == ECHILD) {
-    exit_code_ = kExitError;  // reaped elsewhere; its status is unknown
-  }
-  return exit_code_;
-}
-
-Child::Stopped Child::stop(EventWaiter& waiter, absl::Duration grace, int cause_signal) {
-  Stopped result{0, cause_signal};
-  const bool terminated = !poll();
-  if (terminated) ::kill(-pid_, SIGTERM);
-  std::optional<Clock::time_point> kill_at = Clock::now() + absl::ToChronoNanoseconds(grace);
-  for (;;) {
-    std::optional<Clock::time_point> wake = kill_at;
-    if (std::optional<int> code = poll()) {
-      result.exit_code = *code;
-      // Other members of its group that got the SIGTERM must end too. Their
-      // exit is not reported to us: look again every 20 ms, and SIGKILL
-      // whatever is left at the deadline.
-      if (!terminated || !kill_at || ::kill(-pid_, 0) != 0) return result;
-      wake = std::min(*kill_at, Clock::now() + std::chrono::milliseconds(20));
+void reportKeeper(const std::vector<Keeper::Report>& reports, bool json, Keeper& keeper) {
+  for (const Keeper::Report& report : reports) {
+    if (report.kind == Keeper::Report::Kind::kSignalled && report.text.rfind("coordctl asked", 0) != 0) {
+      ctl::report(json, {{"event", "watchdog_signal"}, {"signal", signalName(report.code)}, {"why", report.text}},
+                  absl::StrCat("watchdog: ", signalName(report.code), " to CMD's processes: ", report.text));
+    } else if (report.kind == Keeper::Report::Kind::kDied) {
+      ctl::report(json, {{"event", "watchdog_died"}, {"pid", keeper.pid()}},
+                  absl::StrCat("the watchdog (pid ", keeper.pid(), ") died: killing what is left of CMD"));
+      killAllDescendants();
     }
-    const EventWaiter::Event event = waiter.wait(wake);
-    bool kill_now = event.kind == EventWaiter::Event::Kind::kTimeout && kill_at && Clock::now() >= *kill_at;
+  }
+}
+
+Stopped stopTree(Keeper& keeper, EventWaiter& waiter, bool json, bool now, int cause_signal) {
+  Stopped result{0, cause_signal};
+  keeper.stop(now);
+  while (keeper.running()) {
+    const EventWaiter::Event event = waiter.wait();
     if (event.kind == EventWaiter::Event::Kind::kSignal) {
-      kill_now = result.interrupted_by != 0;  // the second time, no more patience
+      if (result.interrupted_by != 0) keeper.stop(true);  // the second time, no more patience
       result.interrupted_by = event.signal;
     }
-    if (kill_now && kill_at) {
-      ::kill(-pid_, SIGKILL);
-      kill_at.reset();
-    }
+    reportKeeper(keeper.read(), json, keeper);
   }
+  result.exit_code = keeper.exitCode().value_or(kExitError);
+  return result;
 }
 
-int Child::exitCodeFor(const absl::Status& start_error) {
-  return absl::IsNotFound(start_error) ? kExitNotFound : kExitCannotExecute;
+absl::StatusOr<absl::Duration> sessionTtl(const Invocation& invocation) {
+  absl::StatusOr<absl::Duration> ttl = invocation.duration("ttl", absl::Seconds(10));
+  if (ttl.ok() && (*ttl < absl::Seconds(1) || *ttl > absl::Seconds(300))) {
+    return absl::InvalidArgumentError(absl::StrCat("--ttl ", absl::FormatDuration(*ttl), ": must be from 1s to 300s"));
+  }
+  return ttl;
 }
 
 std::string signalName(int signal) {
@@ -250,14 +144,17 @@ std::string signalName(int signal) {
 }
 
 absl::StatusOr<std::unique_ptr<Session>> openSupervisorSession(Client& client, absl::string_view kind,
-                                                               const std::vector<std::string>& argv,
-                                                               EventWaiter& waiter) {
+                                                               const std::vector<std::string>& argv, absl::Duration ttl,
+                                                               EventWaiter& waiter, Keeper& keeper) {
   const std::string host = hostName();
   SessionOptions options;
   options.owner = absl::StrCat("coordctl-", kind, "@", host, ":", ::getpid());
   options.attributes = {{"host", host},
                         {"pid", absl::StrCat(::getpid())},
                         {"command", truncateUtf8(absl::StrJoin(argv, " "), kMaxAttributeValue)}};
+  options.ttl = ttl;
+  options.guard_pids = {keeper.pid()};
+  options.on_lease = [&keeper](const Lease& lease) { keeper.renew(lease); };
   options.on_ended = [&waiter](absl::string_view) { waiter.notify(); };
   return client.openSession(std::move(options));
 }

@@ -144,6 +144,44 @@ TEST_CASE("coordctl elect: a worker that exits by itself ends coordctl with its 
   CHECK(leader.out.find("\"has_leader\":false") != std::string::npos);
 }
 
+TEST_CASE("coordctl lock: a background process CMD leaves behind is stopped before the release", "[e2e][coordctl]") {
+  Daemon daemon;
+  const std::string leftover_pid = daemon.dir().file("leftover.pid");
+  const std::string released_file = daemon.dir().file("released");
+  // CMD exits 3 at once; what it started in the background ignores SIGTERM
+  // and would run on for a minute.
+  auto result = daemon.coordctl({"lock", "job", "--grace", "300ms", "--", "/bin/sh", "-c",
+                                 "(trap '' TERM; exec sleep 60) & echo $! > " + leftover_pid + "; exit 3"});
+  CHECK(result.code == 3);
+  const int leftover = std::stoi(readFile(leftover_pid));
+  // Gone, and reaped, by the time coordctl exited: not even a zombie left.
+  CHECK_FALSE(pidAlive(leftover));
+  CHECK(result.err.find("stopping the processes it left") != std::string::npos);
+  // And the lock was released after that.
+  CHECK(daemon.coordctl({"lock", "job", "--", "true"}).code == 0);
+}
+
+TEST_CASE("coordctl lock: a killed watchdog ends CMD's whole tree and coordctl exits 1", "[e2e][coordctl]") {
+  Daemon daemon;
+  const std::string pids = daemon.dir().file("pids");
+  auto holder =
+      daemon.startCoordctl({"lock", "job", "--", "/bin/sh", "-c", "sleep 60 & echo $$ $! > " + pids + "; wait"});
+  REQUIRE(eventually([&] { return readFile(pids).find(' ') != std::string::npos; }));
+  std::vector<std::string> both = absl::StrSplit(absl::StripAsciiWhitespace(readFile(pids)), ' ');
+  const pid_t cmd = std::stoi(both.at(0));
+  const pid_t background = std::stoi(both.at(1));
+  const pid_t watchdog = parentPid(cmd);
+  REQUIRE(parentPid(watchdog) == holder->pid());
+  ::kill(watchdog, SIGKILL);
+  const auto code = holder->wait(10s);
+  REQUIRE(code.has_value());
+  CHECK(*code == 1);
+  CHECK(holder->err().find("watchdog") != std::string::npos);
+  CHECK_FALSE(pidAlive(cmd));
+  CHECK_FALSE(pidAlive(background));
+  CHECK(daemon.coordctl({"lock", "job", "--", "true"}).code == 0);
+}
+
 TEST_CASE("coordctl status / leader / members and usage errors", "[e2e][coordctl]") {
   Daemon daemon;
   auto status = daemon.coordctl({"status"});
@@ -157,10 +195,15 @@ TEST_CASE("coordctl status / leader / members and usage errors", "[e2e][coordctl
   CHECK(members.out.find("node_id") != std::string::npos);
 
   CHECK(daemon.coordctl({"lock"}).code == 2);
+  auto bad_ttl = daemon.coordctl({"lock", "x", "--ttl", "500ms", "--", "true"});
+  CHECK(bad_ttl.code == 2);
+  CHECK(bad_ttl.err.find("--ttl") != std::string::npos);
+  CHECK(daemon.coordctl({"elect", "x", "--ttl", "soon", "--", "true"}).code == 2);
   CHECK(daemon.coordctl({"no-such-command"}).code == 2);
   auto help = daemon.coordctl({"lock", "--help"});
   CHECK(help.code == 0);
   CHECK(help.out.find("75") != std::string::npos);
+  CHECK(help.out.find("coordctl frozen") != std::string::npos);  // the bound per failure
   auto unreachable = daemon.coordctl({"--address", "unix:" + daemon.dir().file("nobody.sock"), "status"});
   CHECK(unreachable.code == 1);
   CHECK(!unreachable.err.empty());

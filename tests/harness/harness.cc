@@ -189,6 +189,16 @@ std::string selfPath() {
   return std::string(self, n > 0 ? static_cast<size_t>(n) : 0);
 }
 
+pid_t parentPid(pid_t pid) {
+  // "PID (COMM) STATE PPID ...": COMM may hold anything, so from the last ')'.
+  const std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  int ppid = 0;
+  return fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid) ? ppid : 0;
+}
+
 int64_t rssKiB(pid_t pid) {
   for (const auto& line : readLines("/proc/" + std::to_string(pid) + "/status")) {
     int64_t kib = 0;

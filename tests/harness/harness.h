@@ -133,6 +133,8 @@ std::vector<std::string> readLines(const std::string& path);
 int64_t monotonicMicros();
 // The path of this executable, for running it again in a worker mode.
 std::string selfPath();
+// The parent of a process (from /proc); 0 if it cannot be read.
+pid_t parentPid(pid_t pid);
 // Resident memory (VmRSS) of a process in KiB; -1 if it cannot be read.
 int64_t rssKiB(pid_t pid);
 
@@ -146,7 +148,7 @@ std::vector<std::string> workerCommand(const std::string& lock_file, const std::
 struct WorkerLine {
   std::string what;
   pid_t pid = 0;
-  pid_t parent = 0;   // the coordctl that ran it
+  pid_t parent = 0;   // the coordctl that ran it (its watchdog's parent)
   int64_t at_us = 0;  // monotonicMicros()
   int64_t term = 0;   // COORDD_TERM
 };

@@ -24,8 +24,12 @@ namespace {
 constexpr char kWorkerFlag[] = "--e2e-worker";
 volatile std::sig_atomic_t stop_requested = 0;
 
+// The coordctl that runs this worker: the parent of its watchdog, which is
+// the worker's parent. Read at start, while both live.
+pid_t coordctl_pid = 0;
+
 void logLine(const std::string& log_file, const std::string& what) {
-  std::ofstream(log_file, std::ios::app) << absl::StrCat(what, " ", getpid(), " ", getppid(), " ", monotonicMicros(),
+  std::ofstream(log_file, std::ios::app) << absl::StrCat(what, " ", getpid(), " ", coordctl_pid, " ", monotonicMicros(),
                                                          " ",
                                                          std::getenv("COORDD_TERM") ? std::getenv("COORDD_TERM") : "0")
                                          << std::endl;
@@ -61,6 +65,7 @@ std::optional<int> runWorkerIfAsked(int argc, char** argv) {
   if (argc != 4 || std::strcmp(argv[1], kWorkerFlag) != 0) return std::nullopt;
   const std::string lock_file = argv[2];
   const std::string log_file = argv[3];
+  coordctl_pid = parentPid(getppid());
   std::signal(SIGTERM, [](int) { stop_requested = 1; });
   int fd = open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
