@@ -151,7 +151,9 @@ class Elector {
         return code;
       }
     }
-    if (primary && !tree_) {
+    // Not if the lease ran out since the state was read: the library then
+    // reports the suspension, which wakes this loop again.
+    if (primary && !tree_ && session_->lease().valid_until > Clock::now()) {
       absl::StatusOr<pid_t> pid =
           keeper_.run({{"COORDD_ELECTION", name_}, {"COORDD_TERM", absl::StrCat(state.term)}}, session_->lease());
       if (!pid.ok()) {
@@ -233,7 +235,15 @@ class Elector {
   Stopped stopChild(absl::string_view why, bool at_once, int cause_signal = 0) {
     report({{"event", "cmd_stopping"}, {"pid", tree_pid_}, {"why", why}},
            absl::StrCat("stopping CMD (pid ", tree_pid_, "): ", why, at_once ? " (SIGKILL)" : ""));
-    const Stopped stopped = stopTree(keeper_, waiter_, invocation_.json, at_once, cause_signal);
+    // Stepped down, terminated or a new term meanwhile: another candidate may
+    // be primary already.
+    const auto primaryship_gone = [this] {
+      if (!election_) return true;
+      const ElectionStatus status = election_->status();
+      return (status != ElectionStatus::kPrimary && status != ElectionStatus::kSuspended) ||
+             election_->term() != child_term_;
+    };
+    const Stopped stopped = stopTree(keeper_, waiter_, invocation_.json, at_once, cause_signal, primaryship_gone);
     report({{"event", "cmd_stopped"}, {"exit_code", stopped.exit_code}},
            absl::StrCat("CMD stopped with code ", stopped.exit_code));
     tree_ = false;
@@ -245,7 +255,7 @@ class Elector {
   std::optional<int> finishIfChildExited() {
     if (!tree_ || keeper_.running()) return std::nullopt;
     const int code = keeper_.exitCode().value_or(kExitError);
-    if (keeper_.signalled()) {
+    if (keeper_.stoppedForLease()) {
       // The watchdog ended it, the lease having run out while coordctl did
       // not act (frozen): the primaryship went, campaigning goes on.
       report({{"event", "cmd_stopped"}, {"exit_code", code}},

@@ -51,8 +51,12 @@ struct ReportMessage {
   int32_t kind = 0;  // Keeper::Report::Kind
   int32_t pid = 0;
   int32_t code = 0;
+  int32_t for_lease = 0;  // kSignalled: because of the lease, not asked to
   char text[240] = {};
 };
+
+// The most --grace can be: keeps the deadline arithmetic far from overflow.
+constexpr std::chrono::hours kMaxGrace{24};
 
 constexpr size_t kMaxMessage = 64 * 1024;
 
@@ -167,7 +171,9 @@ constexpr int kIgnored[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, 
 class KeeperProcess {
  public:
   KeeperProcess(int socket, std::vector<std::string> argv, absl::Duration grace)
-      : socket_(socket), argv_(std::move(argv)), grace_(absl::ToChronoNanoseconds(grace)) {}
+      : socket_(socket),
+        argv_(std::move(argv)),
+        grace_(std::min<Clock::duration>(absl::ToChronoNanoseconds(grace), kMaxGrace)) {}
 
   [[noreturn]] void run() {
     ::setpgid(0, 0);
@@ -175,6 +181,10 @@ class KeeperProcess {
     struct sigaction ignore = {};
     ignore.sa_handler = SIG_IGN;
     for (int signal : kIgnored) ::sigaction(signal, &ignore, nullptr);
+    // An ignored SIGCHLD (inherited) would make exited children vanish unreaped.
+    struct sigaction default_action = {};
+    default_action.sa_handler = SIG_DFL;
+    ::sigaction(SIGCHLD, &default_action, nullptr);
     sigset_t child;
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);
@@ -188,11 +198,12 @@ class KeeperProcess {
       const Clock::time_point now = Clock::now();
       std::optional<Clock::time_point> wake;
       if (running_) {
-        if (!stopping_ && now >= valid_until_) beginStop(now, "the lease ran out");
+        if (!stopping_ && now >= valid_until_) beginStop(now, "the lease ran out", false, true);
         if (stopping_ && now >= killAt()) {
           if (!killing_) {
             killing_ = true;
-            report(Keeper::Report::Kind::kSignalled, 0, SIGKILL, killReason());
+            report(Keeper::Report::Kind::kSignalled, 0, SIGKILL,
+                   kill_at_ > marginEnd() ? "the margin after the lease is ending" : stop_reason_, for_lease_);
           }
           signalDescendants(SIGKILL);
           wake = now + kKillRepeat;
@@ -219,23 +230,21 @@ class KeeperProcess {
   }
 
  private:
-  Clock::time_point killAt() const {
-    // At the margin's end less the lead, but never before the lease's end.
-    const Clock::time_point margin_end = std::max(valid_until_, exclusive_until_ - kKillLead);
-    return std::min(kill_at_, margin_end);
-  }
+  // The margin's end less the lead, but never before the lease's end.
+  Clock::time_point marginEnd() const { return std::max(valid_until_, exclusive_until_ - kKillLead); }
+  Clock::time_point killAt() const { return std::min(kill_at_, marginEnd()); }
 
-  std::string killReason() const {
-    if (kill_at_ <= std::max(valid_until_, exclusive_until_ - kKillLead)) return stop_reason_;
-    return "the margin after the lease is ending";
-  }
-
-  void beginStop(Clock::time_point now, const std::string& why, bool at_once = false) {
+  // SIGTERM now and SIGKILL after the grace, or with `at_once` SIGKILL at
+  // the next turn of the loop (no SIGTERM: the hold may be gone already).
+  // `for_lease`: the keeper acts on its own, the lease having run out.
+  void beginStop(Clock::time_point now, const std::string& why, bool at_once = false, bool for_lease = false) {
     kill_at_ = std::min(kill_at_, at_once ? now : now + grace_);
     if (stopping_) return;
     stopping_ = true;
     stop_reason_ = why;
-    if (!at_once) report(Keeper::Report::Kind::kSignalled, 0, SIGTERM, why);
+    for_lease_ = for_lease;
+    if (at_once) return;
+    report(Keeper::Report::Kind::kSignalled, 0, SIGTERM, why, for_lease);
     signalDescendants(SIGTERM);
   }
 
@@ -255,7 +264,9 @@ class KeeperProcess {
         renew(command);
         break;
       case CommandMessage::kRun:
-        renew(command);
+        // The lease of the session the new tree runs for, whatever came before.
+        valid_until_ = fromTicks(command.valid_until);
+        exclusive_until_ = fromTicks(command.exclusive_until);
         start(std::vector<std::string>(
             absl::StrSplit(absl::string_view(buffer.data() + sizeof(command), static_cast<size_t>(n) - sizeof(command)),
                            '\0', absl::SkipEmpty())));
@@ -335,7 +346,7 @@ class KeeperProcess {
     }
     cmd_pid_ = pid;
     running_ = true;
-    stopping_ = killing_ = false;
+    stopping_ = killing_ = for_lease_ = false;
     kill_at_ = Clock::time_point::max();
     report(Keeper::Report::Kind::kStarted, pid, 0, "");
   }
@@ -366,12 +377,13 @@ class KeeperProcess {
     }
   }
 
-  void report(Keeper::Report::Kind kind, int pid, int code, const std::string& text) {
+  void report(Keeper::Report::Kind kind, int pid, int code, const std::string& text, bool for_lease = false) {
     if (coordctl_gone_) return;
     ReportMessage message;
     message.kind = static_cast<int32_t>(kind);
     message.pid = pid;
     message.code = code;
+    message.for_lease = for_lease ? 1 : 0;
     std::strncpy(message.text, text.c_str(), sizeof(message.text) - 1);
     // A frozen coordctl reads it later; a full socket must not stop the keeper.
     [[maybe_unused]] ssize_t sent = ::send(socket_, &message, sizeof(message), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -385,9 +397,10 @@ class KeeperProcess {
   Clock::time_point valid_until_{};
   Clock::time_point exclusive_until_{};
   pid_t cmd_pid_ = 0;
-  bool running_ = false;   // started, and not every process of it reaped yet
-  bool stopping_ = false;  // SIGTERM sent
-  bool killing_ = false;   // SIGKILL sent
+  bool running_ = false;    // started, and not every process of it reaped yet
+  bool stopping_ = false;   // SIGTERM sent (or SIGKILL due)
+  bool killing_ = false;    // SIGKILL sent
+  bool for_lease_ = false;  // stopping because the lease ran out
   Clock::time_point kill_at_ = Clock::time_point::max();
   std::string stop_reason_;
 };
@@ -411,7 +424,12 @@ absl::StatusOr<std::unique_ptr<Keeper>> Keeper::spawn(std::vector<std::string> a
   }
   if (pid == 0) {
     ::close(sockets[0]);
-    KeeperProcess(sockets[1], std::move(argv), grace).run();
+    try {
+      KeeperProcess(sockets[1], std::move(argv), grace).run();
+    } catch (...) {
+      // Never back into coordctl's code: that would be a second coordctl.
+    }
+    ::_exit(kExitError);
   }
   ::close(sockets[1]);
   // Should the keeper be killed, what CMD started is handed to coordctl.
@@ -451,19 +469,25 @@ absl::StatusOr<pid_t> Keeper::run(const std::vector<std::pair<std::string, std::
   if (message.size() > kMaxMessage) return absl::InvalidArgumentError("CMD's environment is too large");
   exit_code_.reset();
   send(message.data(), message.size());
-  for (;;) {
+  std::optional<absl::StatusOr<pid_t>> answer;
+  while (!answer) {
     pollfd fds{fd_, POLLIN, 0};
     if (::poll(&fds, 1, -1) < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
     for (Report& report : read()) {
-      if (report.kind == Report::Kind::kStarted) return report.pid;
-      if (report.kind == Report::Kind::kStartFailed) {
-        return report.code == kExitNotFound ? absl::NotFoundError(report.text)
-                                            : absl::PermissionDeniedError(report.text);
+      if (answer) {
+        early_.push_back(std::move(report));  // came with the answer: the caller's to see
+      } else if (report.kind == Report::Kind::kStarted) {
+        answer = report.pid;
+      } else if (report.kind == Report::Kind::kStartFailed) {
+        answer =
+            report.code == kExitNotFound ? absl::NotFoundError(report.text) : absl::PermissionDeniedError(report.text);
+      } else if (report.kind == Report::Kind::kDied) {
+        answer = absl::AbortedError("the watchdog process died");
+        early_.push_back(std::move(report));
       }
-      if (report.kind == Report::Kind::kDied) return absl::InternalError("the watchdog process died");
-      early_.push_back(std::move(report));
     }
   }
+  return *answer;
 }
 
 void Keeper::stop(bool now) {
@@ -476,10 +500,10 @@ void Keeper::apply(const Report& report) {
   switch (report.kind) {
     case Report::Kind::kStarted:
       running_ = true;
-      signalled_ = false;
+      stopped_for_lease_ = false;
       break;
     case Report::Kind::kSignalled:
-      signalled_ = true;
+      if (report.for_lease) stopped_for_lease_ = true;
       break;
     case Report::Kind::kExited:
       exit_code_ = report.code;
@@ -490,6 +514,8 @@ void Keeper::apply(const Report& report) {
     case Report::Kind::kDied:
       died_ = true;
       running_ = false;
+      // What CMD started is coordctl's now (a subreaper): it must not live on.
+      killAllDescendants();
       break;
     case Report::Kind::kStartFailed:
       break;
@@ -503,10 +529,11 @@ std::vector<Keeper::Report> Keeper::read() {
     ReportMessage message;
     const ssize_t n = ::recv(fd_, &message, sizeof(message), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-    Report report{Report::Kind::kDied, 0, 0, ""};
+    Report report{Report::Kind::kDied, 0, 0, "", false};
     if (n == static_cast<ssize_t>(sizeof(message))) {
       message.text[sizeof(message.text) - 1] = '\0';
-      report = Report{static_cast<Report::Kind>(message.kind), message.pid, message.code, message.text};
+      report = Report{static_cast<Report::Kind>(message.kind), message.pid, message.code, message.text,
+                      message.for_lease != 0};
     }
     apply(report);
     reports.push_back(std::move(report));
@@ -515,7 +542,9 @@ std::vector<Keeper::Report> Keeper::read() {
 }
 
 int Keeper::exitCodeFor(const absl::Status& start_error) {
-  return absl::IsNotFound(start_error) ? kExitNotFound : kExitCannotExecute;
+  if (absl::IsNotFound(start_error)) return kExitNotFound;
+  if (absl::IsPermissionDenied(start_error)) return kExitCannotExecute;
+  return kExitError;
 }
 
 void killAllDescendants() {

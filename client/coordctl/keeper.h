@@ -59,6 +59,7 @@ class Keeper {
     int pid = 0;
     int code = 0;
     std::string text;
+    bool for_lease = false;  // kSignalled: the keeper acted because the lease ran out
   };
 
   // Forks the keeper for running `argv` (PATH lookup for argv[0]) with
@@ -77,12 +78,15 @@ class Keeper {
   // Passes a renewed lease on. Thread-safe, cheap: fit for library callbacks.
   void renew(const Lease& lease);
   // Starts CMD with `env` added, bounded by `lease`; no tree may be running.
-  // Returns its pid, or NOT_FOUND / PERMISSION_DENIED (see exitCodeFor).
+  // Returns its pid, or NOT_FOUND / PERMISSION_DENIED (see exitCodeFor), or
+  // ABORTED if the keeper died.
   absl::StatusOr<pid_t> run(const std::vector<std::pair<std::string, std::string>>& env, const Lease& lease);
   // SIGTERM to the tree now and SIGKILL after the grace (or the margin's end,
   // if sooner); with `now`, SIGKILL at once.
   void stop(bool now);
   // The reports that have come, without waiting; updates the state below.
+  // When the keeper is found dead, what is left of the tree (coordctl's
+  // children now: it is a subreaper) is killed and reaped at once.
   std::vector<Report> read();
 
   // A tree started by run() is not gone yet.
@@ -90,10 +94,12 @@ class Keeper {
   // CMD's own exit code in the latest run, once it has exited.
   std::optional<int> exitCode() const { return exit_code_; }
   bool died() const { return died_; }
-  // The keeper signalled the latest tree (asked to, or for the lease).
-  bool signalled() const { return signalled_; }
+  // The keeper stopped the latest tree on its own, the lease having run out
+  // (not asked to, not for CMD's leftovers).
+  bool stoppedForLease() const { return stopped_for_lease_; }
 
-  // The exit code for a run() error: 127 not found, 126 otherwise.
+  // The exit code for a run() error: 127 not found, 126 not executable, 1
+  // otherwise.
   static int exitCodeFor(const absl::Status& start_error);
 
  private:
@@ -108,7 +114,7 @@ class Keeper {
   bool running_ = false;
   std::optional<int> exit_code_;
   bool died_ = false;
-  bool signalled_ = false;
+  bool stopped_for_lease_ = false;
 };
 
 // Ends every descendant of this process and reaps them all (SIGKILL, then

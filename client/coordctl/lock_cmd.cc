@@ -95,7 +95,7 @@ Acquired tryOnce(const Invocation& invocation, Session& session, const LockOptio
 // The blocking acquire runs on a helper thread so that a signal can end the
 // wait: closing the session cancels the call.
 Acquired waitFor(const Invocation& invocation, Session& session, absl::Duration wait, const LockOptions& options,
-                 EventWaiter& waiter) {
+                 EventWaiter& waiter, Keeper& keeper) {
   const std::string& name = invocation.args[0];
   std::mutex mu;
   std::optional<absl::StatusOr<LockGuard>> outcome;
@@ -117,6 +117,14 @@ Acquired waitFor(const Invocation& invocation, Session& session, absl::Duration 
       session.close().IgnoreError();
       acquirer.join();
       return {std::nullopt, 128 + event.signal};
+    }
+    if (event.kind == EventWaiter::Event::Kind::kChild) {
+      reportKeeper(keeper.read(), invocation.json, keeper);
+      if (keeper.died()) {  // nothing can run CMD now
+        session.close().IgnoreError();
+        acquirer.join();
+        return {std::nullopt, kExitError};
+      }
     }
   }
   acquirer.join();
@@ -156,7 +164,7 @@ int runLock(const Invocation& invocation) {
     if (state != LockState::kHeld) was_not_held.store(true);
     events->notify();
   };
-  Acquired acquired = *wait > absl::ZeroDuration() ? waitFor(invocation, **session, *wait, options, **waiter)
+  Acquired acquired = *wait > absl::ZeroDuration() ? waitFor(invocation, **session, *wait, options, **waiter, **keeper)
                                                    : tryOnce(invocation, **session, options);
   if (!acquired.guard) return acquired.exit_code;
   LockGuard& guard = *acquired.guard;
@@ -182,8 +190,11 @@ int runLock(const Invocation& invocation) {
       tree.run({{"COORDD_LOCK", name}, {"COORDD_FENCING_TOKEN", absl::StrCat(guard.token())}}, (*session)->lease());
   if (!pid.ok()) {
     fail("run CMD", pid.status());
+    (*session)->close().IgnoreError();
     return Keeper::exitCodeFor(pid.status());
   }
+  // Lost (not only suspended): the lock may be someone else's already.
+  const auto lock_gone = [&guard] { return !guard.held() && guard.state() != LockState::kSuspended; };
   // The guard's destructor releases the lock, after the whole tree is gone.
   for (;;) {
     reportKeeper(tree.read(), invocation.json, tree);
@@ -204,9 +215,9 @@ int runLock(const Invocation& invocation) {
       // Suspended: nobody else can have it before the margin ends, which
       // bounds the grace. Lost or released by an admin: it may be someone
       // else's already.
-      const bool at_once = guard.state() != LockState::kSuspended;
+      const bool at_once = lock_gone();
       reportLost(absl::StrCat(": stopping CMD (pid ", *pid, ")", at_once ? " with SIGKILL" : ""));
-      stopTree(tree, **waiter, invocation.json, at_once);
+      stopTree(tree, **waiter, invocation.json, at_once, 0, lock_gone);
       (*session)->close().IgnoreError();
       return kExitLockLost;
     }
@@ -214,7 +225,7 @@ int runLock(const Invocation& invocation) {
     if (event.kind == EventWaiter::Event::Kind::kSignal) {
       report(invocation.json, {{"event", "signal"}, {"signal", signalName(event.signal)}, {"pid", *pid}},
              absl::StrCat("got ", signalName(event.signal), ": stopping CMD (pid ", *pid, ")"));
-      return stopTree(tree, **waiter, invocation.json, false, event.signal).exit_code;
+      return stopTree(tree, **waiter, invocation.json, false, event.signal, lock_gone).exit_code;
     }
   }
 }

@@ -85,7 +85,8 @@ EventWaiter::Event EventWaiter::wait(std::optional<Clock::time_point> deadline) 
     }
     pollfd fds[3] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}, {watched_, POLLIN, 0}};
     if (::poll(fds, 3, timeout_ms) <= 0) continue;  // EINTR or timeout: re-check the deadline
-    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) return Event{Event::Kind::kChild};
+    // Signals and notifications first: a watched file that stays readable
+    // (a closed socket) must not hide them.
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       if (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
@@ -97,6 +98,7 @@ EventWaiter::Event EventWaiter::wait(std::optional<Clock::time_point> deadline) 
       uint64_t count = 0;
       if (::read(event_fd_, &count, sizeof(count)) == sizeof(count)) return Event{Event::Kind::kNotified};
     }
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) return Event{Event::Kind::kChild};
   }
 }
 
@@ -109,19 +111,26 @@ void reportKeeper(const std::vector<Keeper::Report>& reports, bool json, Keeper&
                   absl::StrCat("watchdog: ", signalName(report.code), " to CMD's processes: ", report.text));
     } else if (report.kind == Keeper::Report::Kind::kDied) {
       ctl::report(json, {{"event", "watchdog_died"}, {"pid", keeper.pid()}},
-                  absl::StrCat("the watchdog (pid ", keeper.pid(), ") died: killing what is left of CMD"));
-      killAllDescendants();
+                  absl::StrCat("the watchdog (pid ", keeper.pid(), ") died: what was left of CMD is killed"));
     }
   }
 }
 
-Stopped stopTree(Keeper& keeper, EventWaiter& waiter, bool json, bool now, int cause_signal) {
+Stopped stopTree(Keeper& keeper, EventWaiter& waiter, bool json, bool now, int cause_signal,
+                 const std::function<bool()>& hold_gone) {
   Stopped result{0, cause_signal};
   keeper.stop(now);
+  bool killing = now;
+  const auto killNow = [&] {
+    if (killing) return;
+    keeper.stop(true);
+    killing = true;
+  };
   while (keeper.running()) {
+    if (hold_gone && hold_gone()) killNow();  // it may be someone else's by now
     const EventWaiter::Event event = waiter.wait();
     if (event.kind == EventWaiter::Event::Kind::kSignal) {
-      if (result.interrupted_by != 0) keeper.stop(true);  // the second time, no more patience
+      if (result.interrupted_by != 0) killNow();  // the second time, no more patience
       result.interrupted_by = event.signal;
     }
     reportKeeper(keeper.read(), json, keeper);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,17 +63,19 @@ class EventWaiter {
 
 // Stops the keeper's tree and waits until it is gone: SIGTERM and SIGKILL
 // after the grace (or at the end of the lease's margin, if sooner), or SIGKILL
-// at once with `now` or on a second termination signal (`cause_signal`, if
-// stopping because of one, is the first). The keeper's own reports are
-// printed as they come.
+// at once with `now`, on a second termination signal (`cause_signal`, if
+// stopping because of one, is the first), or once `hold_gone` says the hold
+// may be someone else's (lost, not only suspended). The keeper's own reports
+// are printed as they come.
 struct Stopped {
   int exit_code = 0;       // CMD's, as Keeper::exitCode() (kExitError if unknown)
   int interrupted_by = 0;  // a termination signal that arrived meanwhile
 };
-Stopped stopTree(Keeper& keeper, EventWaiter& waiter, bool json, bool now, int cause_signal = 0);
+Stopped stopTree(Keeper& keeper, EventWaiter& waiter, bool json, bool now, int cause_signal = 0,
+                 const std::function<bool()>& hold_gone = {});
 
-// Prints what the keeper did on its own (signals it sent for the lease) and
-// ends coordctl's part if the keeper died: kills what is left of the tree.
+// Prints what the keeper did on its own (signals it sent for the lease, or
+// that it died).
 void reportKeeper(const std::vector<Keeper::Report>& reports, bool json, Keeper& keeper);
 
 // --ttl: the session's ttl (default 10s, 1s to 300s).

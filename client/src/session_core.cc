@@ -123,13 +123,12 @@ absl::Duration SessionCore::checkTimeout() const {
   return std::clamp(window() / 3, absl::Milliseconds(100), kCallTimeout);
 }
 
-absl::Status SessionCore::closeRpc() {
+absl::Status SessionCore::closeRpc(absl::Duration timeout) {
   v1::CloseRequest request;
   request.set_session_id(id_);
   v1::CloseResponse response;
-  absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
-    return sessions_->Close(context, request, &response);
-  });
+  absl::Status status = unary(
+      *endpoint_, timeout, [&](grpc::ClientContext* context) { return sessions_->Close(context, request, &response); });
   return isGone(status) ? absl::OkStatus() : status;
 }
 
@@ -145,9 +144,12 @@ absl::Status SessionCore::close() {
     std::lock_guard<std::mutex> lock(mu_);
     silent = silent_;
   }
-  // A daemon that has been silent would likely not answer Close either; it
-  // ends the session anyway when it sees the stream cancelled below.
-  absl::Status status = ended_.load() || silent ? absl::OkStatus() : closeRpc();
+  // A daemon that has been silent may not answer Close either: it is asked
+  // briefly. It ends the session anyway once it sees this process gone, or
+  // the ttl run out: a cancelled stream alone frees nothing while the process
+  // lives.
+  absl::Status status = ended_.load() ? absl::OkStatus() : closeRpc(silent ? checkTimeout() : kCallTimeout);
+  if (silent) status = absl::OkStatus();
   // After Close the daemon ends the stream itself; cancelling covers a daemon
   // that is gone or hung.
   stream_context_.TryCancel();

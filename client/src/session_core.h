@@ -157,7 +157,7 @@ class SessionCore {
   // Applies a daemon answer requested at `version`, unless an event
   // overtook it (then false).
   bool applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes);
-  absl::Status closeRpc();
+  absl::Status closeRpc(absl::Duration timeout = kCallTimeout);
   absl::StatusOr<ElectionState> campaignRpc(const ElectionEntry& entry);
   absl::StatusOr<ElectionState> statusRpc(const ElectionEntry& entry);
   absl::Duration checkTimeout() const;

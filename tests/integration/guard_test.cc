@@ -187,6 +187,14 @@ TEST_CASE("coordctl lock: kill -9 of coordctl - CMD's background worker is gone 
   CHECK(handOver("lock", Failure::kCoordctlKilled, "background").gap_ms > 0);
 }
 
+TEST_CASE("coordctl lock: kill -9 of coordctl - CMD, slow to stop, is gone before the next holder starts",
+          "[zookeeper][guard]") {
+  // The watchdog gives CMD what is left of the margin: coordd must keep the
+  // lock until the watchdog has exited, not free it when coordctl's stream
+  // breaks.
+  CHECK(handOver("lock", Failure::kCoordctlKilled, "slow-term").gap_ms > 0);
+}
+
 TEST_CASE("coordctl lock: a frozen coordctl - CMD is gone before the next holder starts", "[zookeeper][guard]") {
   const Outcome outcome = handOver("lock", Failure::kCoordctlFrozen, "plain");
   INFO(outcome.old_err);
@@ -214,6 +222,11 @@ TEST_CASE("coordctl elect: a frozen coordd - the old CMD, slow to stop, is gone 
 TEST_CASE("coordctl elect: kill -9 of coordctl - CMD's background worker is gone before the next primary starts",
           "[zookeeper][guard]") {
   CHECK(handOver("elect", Failure::kCoordctlKilled, "background").gap_ms > 0);
+}
+
+TEST_CASE("coordctl elect: kill -9 of coordctl - CMD, slow to stop, is gone before the next primary starts",
+          "[zookeeper][guard]") {
+  CHECK(handOver("elect", Failure::kCoordctlKilled, "slow-term").gap_ms > 0);
 }
 
 TEST_CASE("coordctl elect: a frozen coordctl - CMD is gone before the next primary starts", "[zookeeper][guard]") {
