@@ -8,7 +8,7 @@ SerialExecutor::~SerialExecutor() { stop(); }
 
 void SerialExecutor::post(std::function<void()> task) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) return;
+  if (finished_) return;
   tasks_.push_back(std::move(task));
   cv_.notify_one();
 }
@@ -39,7 +39,10 @@ void SerialExecutor::run() {
       timers_.erase(timers_.begin());
     }
     if (tasks_.empty()) {
-      if (stopping_) return;  // everything queued has run
+      if (stopping_) {  // everything queued has run
+        finished_ = true;
+        return;
+      }
       if (timers_.empty()) {
         cv_.wait(lock);
       } else {

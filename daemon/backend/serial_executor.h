@@ -21,12 +21,14 @@ class SerialExecutor {
   SerialExecutor();
   ~SerialExecutor();
 
-  // Queues a task; never runs it inline. Tasks posted after stop() are
-  // dropped.
+  // Queues a task; never runs it inline. A task posted while stop() drains
+  // the queue (by a queued task, or a completion it awaits) still runs; only
+  // once the thread has finished are tasks dropped.
   void post(std::function<void()> task);
   // Queues a task to run once `when` has come (timers). Dropped by stop().
   void postAt(Clock::time_point when, std::function<void()> task);
-  // Runs what is queued (not the timers), then joins the thread. Idempotent.
+  // Runs what is queued, and what that posts, but not the timers; then joins
+  // the thread. Idempotent.
   void stop();
   bool onExecutorThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
@@ -38,6 +40,7 @@ class SerialExecutor {
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
   std::multimap<Clock::time_point, std::function<void()>> timers_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the thread has returned
   std::thread thread_;
 };
 

@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <catch2/catch.hpp>
+
 #include <thread>
 
 #include "core/ids.h"
@@ -56,10 +58,10 @@ Daemon::~Daemon() {
 }
 
 void Daemon::waitLink(backend::LinkState state) {
-  eventually([&] {
+  REQUIRE(eventually([&] {
     auto status = core.daemonStatus();
     return status.link == state && (state != backend::LinkState::kConnected || status.ready);
-  });
+  }));
 }
 
 Daemon::Client Daemon::open(const std::string& owner, std::chrono::milliseconds ttl,

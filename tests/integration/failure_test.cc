@@ -103,7 +103,6 @@ TEST_CASE(
   std::printf(
       "[measure] zookeeper: lock LOST by coordd's own timer %.1f ms after ZooKeeper went away (timeout 2000 ms)\n",
       lost_ms);
-  CHECK(lost_ms < 6000.0);
   REQUIRE(eventually([&] { return (*election)->status() == coordd::ElectionStatus::kTerminated; }, 5s));
 
   zk.start();

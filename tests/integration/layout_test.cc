@@ -27,7 +27,7 @@ h = sha('backup/nightly')
 data, stat = zk.get('/replicante/locks/%s/%s' % (h[:4], h))
 lock = json.loads(data)
 assert lock['name'] == 'backup/nightly', lock
-assert lock['owner']['id'] == sys.argv[0] or True
+assert lock['owner']['id'] == sys.argv[1], (lock, sys.argv)
 print('lock owner', lock['owner']['id'])
 assert stat.ephemeralOwner != 0
 print('lock czxid', stat.czxid)
@@ -45,7 +45,7 @@ for path in nodes:
     member = json.loads(zk.get('/replicante/nodes/' + path)[0])
     assert path.split('/')[0] == member['id'][:4]
 )",
-                      {}, &out);
+                      {node_id}, &out);
   INFO(out);
   REQUIRE(code == 0);
   CHECK(out.find("lock owner " + node_id) != std::string::npos);
