@@ -55,7 +55,9 @@ SessionCore::SessionCore(std::shared_ptr<const Endpoint> endpoint, SessionOption
       elections_(v1::Elections::NewStub(endpoint_->channel)) {}
 
 SessionCore::~SessionCore() {
-  if (reader_.joinable() || events_.joinable()) close().IgnoreError();
+  close().IgnoreError();
+  // A close() from a callback could not join the event thread it ran on.
+  if (events_.joinable()) events_.join();
 }
 
 absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<const Endpoint> endpoint,
@@ -154,7 +156,9 @@ absl::Status SessionCore::close() {
   // that is gone or hung.
   stream_context_.TryCancel();
   if (reader_.joinable()) reader_.join();
-  if (events_.joinable()) events_.join();
+  // From a callback, on the event thread: it ends by itself once this
+  // returns (the stream has ended); the destructor joins it.
+  if (events_.joinable() && events_.get_id() != std::this_thread::get_id()) events_.join();
   return status;
 }
 

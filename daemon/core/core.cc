@@ -358,13 +358,21 @@ void Core::removeWaiter(const std::string& name, int64_t waiter_id) {
 void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
   std::lock_guard<std::mutex> lock(mu_);
   --inflight_deletes_;
+  static constexpr const char* kWhat[] = {"lock", "candidacy", "waiter"};
   if (status.ok() || absl::IsNotFound(status) || absl::IsAborted(status)) {
     // Done, already gone, or gone with the expired coordinator session.
-  } else {
-    static constexpr const char* kWhat[] = {"lock", "candidacy", "waiter"};
+  } else if (absl::IsUnavailable(status)) {
+    // The link is down, or the answer was lost: the sweeper tries again.
     spdlog::warn("could not remove {} {:?} token={} from the coordinator ({}); will retry",
                  kWhat[static_cast<int>(orphan.kind)], orphan.name, orphan.token, status.ToString());
     orphans_.push_back(orphan);
+  } else {
+    // Refused for good (permissions, say): retrying cannot help. The node
+    // stays until its coordinator session ends, or an operator removes it.
+    spdlog::error(
+        "the coordinator refuses to remove {} {:?} token={} ({}); not retried: it goes with this daemon's "
+        "coordinator session, or remove it by hand",
+        kWhat[static_cast<int>(orphan.kind)], orphan.name, orphan.token, status.ToString());
   }
   cv_.notify_all();
 }

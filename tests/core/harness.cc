@@ -47,7 +47,12 @@ bool eventually(const std::function<bool()>& condition) {
 }
 
 Daemon::Daemon(std::shared_ptr<backend::memory::MemoryStore> store, core::Limits limits)
-    : backend(std::move(store)), core(core::CoreOptions{core::randomHex(32), limits, nullptr}, backend) {
+    : Daemon(std::make_unique<backend::memory::MemoryBackend>(std::move(store)), limits) {}
+
+Daemon::Daemon(std::unique_ptr<backend::memory::MemoryBackend> backend_in, core::Limits limits)
+    : owned_backend(std::move(backend_in)),
+      backend(*owned_backend),
+      core(core::CoreOptions{core::randomHex(32), limits, nullptr}, backend) {
   core.start();
   waitLink(backend::LinkState::kConnected);
 }

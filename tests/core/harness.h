@@ -59,6 +59,8 @@ class RecordingSink : public core::EventSink {
 // One daemon: a core on its own coordinator session of a shared store.
 struct Daemon {
   explicit Daemon(std::shared_ptr<backend::memory::MemoryStore> store, core::Limits limits = {});
+  // On `backend`, a MemoryBackend or a test's variant of it.
+  explicit Daemon(std::unique_ptr<backend::memory::MemoryBackend> backend, core::Limits limits = {});
   ~Daemon();
 
   // A session with a recording KeepAlive stream.
@@ -84,7 +86,8 @@ struct Daemon {
   // polling of daemonStatus).
   void waitLink(backend::LinkState state);
 
-  backend::memory::MemoryBackend backend;
+  std::unique_ptr<backend::memory::MemoryBackend> owned_backend;
+  backend::memory::MemoryBackend& backend;
   core::Core core;
 };
 

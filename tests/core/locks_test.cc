@@ -1,4 +1,6 @@
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "harness.h"
 
@@ -275,4 +277,37 @@ TEST_CASE("acquires racing an expiry never leave a lock held by nobody", "[locks
     }));
     REQUIRE(d2.release(b, "race").ok());
   }
+}
+
+namespace {
+
+// A coordinator that refuses every delete for good, as ZooKeeper does with
+// ZNOAUTH for a node whose ACL changed under us.
+class DeleteRefused : public backend::memory::MemoryBackend {
+ public:
+  using MemoryBackend::MemoryBackend;
+  void unlock(const std::string& name, int64_t, backend::Done done) override {
+    ++attempts;
+    // Answered later, on a thread of its own, as every backend answers.
+    replies_.post([name, done] { done(absl::PermissionDeniedError("not authorized to delete " + name)); });
+  }
+  std::atomic<int> attempts{0};
+
+ private:
+  backend::SerialExecutor replies_;
+};
+
+}  // namespace
+
+TEST_CASE("a delete the coordinator refuses for good is not retried for ever", "[locks]") {
+  auto refusing = std::make_unique<DeleteRefused>(newStore());
+  DeleteRefused& backend = *refusing;
+  Daemon d(std::move(refusing));
+  auto a = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  REQUIRE(d.release(a, "job").ok());  // the session's record goes; the delete is refused
+  // Retryable failures (the link down) are retried every sweep; this one
+  // cannot succeed by retrying: it is logged and left to an operator.
+  std::this_thread::sleep_for(300ms);  // six sweeps
+  CHECK(backend.attempts.load() == 1);
 }

@@ -50,6 +50,34 @@ TEST_CASE("library: held() turns false when an admin force-releases the lock", "
   CHECK_FALSE(got->guard->held());
 }
 
+TEST_CASE("library: a lock's callback may close its own session", "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*client, "alpha", absl::Seconds(3));
+  coordd::Session* session = a.get();
+  std::atomic<bool> closed{false};
+  coordd::LockOptions options;
+  options.on_change = [&](coordd::LockState state, absl::string_view) {
+    if (state != coordd::LockState::kLost || closed.exchange(true)) return;
+    CHECK(session->close().ok());  // on the session's own event thread
+  };
+  auto got = a->tryLock("job", options);
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  auto also_held = a->tryLock("other");
+  REQUIRE(also_held.ok());
+  REQUIRE(also_held->acquired());
+  REQUIRE(daemon.coordctl({"locks", "release", "job"}).code == 0);
+  REQUIRE(eventually([&] { return closed.load() && a->ended(); }));
+  CHECK(absl::IsFailedPrecondition(a->tryLock("third").status()));
+  // Closed in the daemon too: what it still held is free for others.
+  auto b = open(*client, "beta", absl::Seconds(3));
+  REQUIRE(eventually([&] {
+    auto other = b->tryLock("other");
+    return other.ok() && other->acquired();
+  }));
+}
+
 TEST_CASE("library: election handles follow primaryship - the change callback fires", "[e2e][library]") {
   Daemon daemon;
   auto client = coordd::Client::connect(daemon.address()).value();

@@ -72,8 +72,8 @@ struct TryLockResult {
 // renewed, the daemon's Check/Status answers restore them. Acting safely
 // across a pause of this process still needs the fencing token.
 //
-// All methods are thread-safe, except that close() and the destructor must
-// not be called from a callback.
+// All methods are thread-safe; close() may be called from a callback (of
+// this session's or another's), the destructor may not.
 class Session {
  public:
   Session(const Session&) = delete;
