@@ -97,7 +97,10 @@ class Elector {
   int run() {
     for (;;) {
       if (std::optional<int> code = step()) return *code;
-      const EventWaiter::Event event = waiter_.wait(retry_at_);
+      // Reports that came with CMD's start were read already: no wake-up
+      // will tell of them.
+      const EventWaiter::Event event =
+          keeper_.hasReports() ? EventWaiter::Event{EventWaiter::Event::Kind::kChild} : waiter_.wait(retry_at_);
       if (event.kind == EventWaiter::Event::Kind::kChild) {
         reportKeeper(keeper_.read(), invocation_.json, keeper_);
         if (keeper_.died()) {

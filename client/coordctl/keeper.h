@@ -94,6 +94,9 @@ class Keeper {
   // CMD's own exit code in the latest run, once it has exited.
   std::optional<int> exitCode() const { return exit_code_; }
   bool died() const { return died_; }
+  // Reports read while run() waited for its answer, not yet returned by
+  // read(): the socket will not wake anyone for them.
+  bool hasReports() const { return !early_.empty(); }
   // The keeper stopped the latest tree on its own, the lease having run out
   // (not asked to, not for CMD's leftovers).
   bool stoppedForLease() const { return stopped_for_lease_; }

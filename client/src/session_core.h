@@ -172,7 +172,10 @@ class SessionCore {
   bool onHeartbeat(const v1::Heartbeat& heartbeat);
   void onLockEvent(const v1::LockEvent& event, Notes& notes);
   void onElectionEvent(const v1::ElectionEvent& event, Notes& notes);
-  void suspendAll(Notes& notes);
+  void suspendAll(const std::string& reason, Notes& notes);
+  // Ends the lease now (the daemon said its link is suspended) and suspends
+  // every hold; a renewed lease ends the silence as after a lapse.
+  void goSilent(const std::string& reason, Notes& notes);
   // Check/Status for everything after a silence; false if a call failed.
   bool recheckAll(Notes& notes);
   // Sets the final states (locks lost, candidacies terminated), then marks

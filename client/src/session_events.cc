@@ -100,7 +100,7 @@ void SessionCore::eventLoop() {
     }
 
     Notes notes;
-    if (went_silent) suspendAll(notes);
+    if (went_silent) suspendAll(kLeaseExpired, notes);
     for (Incoming& item : batch) {
       switch (item.kind) {
         case Incoming::Kind::kMessage:
@@ -142,7 +142,12 @@ void SessionCore::eventLoop() {
 void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
   switch (message.kind_case()) {
     case v1::KeepAliveResponse::kHeartbeat:
-      if (onHeartbeat(message.heartbeat()) && options_.on_lease) {
+      if (message.heartbeat().link() == v1::LINK_STATE_SUSPENDED ||
+          message.heartbeat().link() == v1::LINK_STATE_EXPIRED) {
+        // For every hold at once (the daemon sends no event per hold): the
+        // lease ends now, as if it had run out.
+        goSilent("coordinator link suspended", notes);
+      } else if (onHeartbeat(message.heartbeat()) && options_.on_lease) {
         notes.push_back([callback = options_.on_lease, lease = lease()] { callback(lease); });
       }
       break;
@@ -199,8 +204,18 @@ void SessionCore::onElectionEvent(const v1::ElectionEvent& event, Notes& notes) 
   setElectionState(*entry, ElectionState{toElectionStatus(event.status()), event.term(), event.reason()}, notes);
 }
 
-void SessionCore::suspendAll(Notes& notes) {
-  const std::string reason = kLeaseExpired;
+void SessionCore::goSilent(const std::string& reason, Notes& notes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (silent_) return;
+    silent_ = true;
+    // The margin is not cut short: the coordinator still keeps the session.
+    lease_until_.store(std::min(lease_until_.load(), Clock::now().time_since_epoch().count()));
+  }
+  suspendAll(reason, notes);
+}
+
+void SessionCore::suspendAll(const std::string& reason, Notes& notes) {
   std::map<std::string, std::shared_ptr<LockEntry>> locks;
   std::map<std::string, std::shared_ptr<ElectionEntry>> candidacies;
   {

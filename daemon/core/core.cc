@@ -388,21 +388,30 @@ void Core::onLinkState(backend::LinkState state) {
                     : spdlog::level::warn,
                 "coordinator link {}", backend::linkStateName(state));
     switch (state) {
-      case backend::LinkState::kSuspended:
+      case backend::LinkState::kSuspended: {
         link_ = state;
+        size_t locks = 0;
+        size_t candidacies = 0;
         for (auto& [id, session] : sessions_) {
           for (auto& [name, held] : session.locks) {
             if (held.suspended) continue;
             held.suspended = true;
-            sendLock(session, name, LockState::kSuspended, held.token, "coordinator link suspended");
+            ++locks;
           }
           for (auto& [election, candidacy] : session.candidacies) {
             if (candidacy.registering || candidacy.terminated || candidacy.suspended) continue;
             candidacy.suspended = true;
-            sendElection(session, election, candidacy);
+            ++candidacies;
           }
+          // One message says it for every hold of the session: an event per
+          // hold would be a burst that a session with many holds cannot
+          // take (its stream's queue is bounded).
+          send(session, heartbeat(session));
         }
+        spdlog::warn("coordinator link suspended: {} locks and {} candidacies of {} sessions in doubt", locks,
+                     candidacies, sessions_.size());
         break;
+      }
       case backend::LinkState::kReconnected:
         link_ = backend::LinkState::kConnected;
         verifyAfterReconnect();

@@ -56,7 +56,7 @@ TEST_CASE("suspend makes the primary SUSPENDED - reconnect restores PRIMARY", "[
   auto a = d.open();
   auto term = d.campaign(a, "svc")->term;
   d.backend.suspend();
-  REQUIRE(a.events->waitElection("svc", CandidateStatus::kSuspended));
+  REQUIRE(a.events->waitLinkSuspended());
   auto status = d.core.status(a.id, "svc");
   CHECK(status->status == CandidateStatus::kSuspended);
   d.backend.reconnect();

@@ -31,6 +31,12 @@ std::optional<core::Event> RecordingSink::waitLock(const std::string& name, core
   });
 }
 
+std::optional<core::Event> RecordingSink::waitLinkSuspended() {
+  return waitFor([](const core::Event& e) {
+    return e.kind == core::Event::Kind::kHeartbeat && e.link == backend::LinkState::kSuspended;
+  });
+}
+
 std::optional<core::Event> RecordingSink::waitElection(const std::string& election, core::CandidateStatus status) {
   return waitFor([&](const core::Event& e) {
     return e.kind == core::Event::Kind::kElection && e.name == election && e.status == status;

@@ -45,6 +45,8 @@ class RecordingSink : public core::EventSink {
     return static_cast<size_t>(std::count_if(events_.begin(), events_.end(), match));
   }
   std::optional<core::Event> waitLock(const std::string& name, core::LockState state);
+  // The heartbeat that says the link is suspended, for every hold at once.
+  std::optional<core::Event> waitLinkSuspended();
   std::optional<core::Event> waitElection(const std::string& election, core::CandidateStatus status);
   bool closed();
 

@@ -265,3 +265,29 @@ TEST_CASE("admin through any daemon - a force release via another daemon makes t
   REQUIRE(code.has_value());
   CHECK(*code == 76);
 }
+
+TEST_CASE("a session with 1500 locks rides out a ZooKeeper restart - its stream is not overwhelmed",
+          "[zookeeper][failure]") {
+  ZooKeeper zk;
+  auto daemon = std::make_unique<Daemon>(std::vector<std::string>{
+      "--zookeeper", zk.address() + "/replicante", "--session-timeout", "10s", "--max-holds-per-session", "2000"});
+  std::unique_ptr<coordd::Client> client;
+  auto session = openSession(*daemon, client, "many");
+  std::vector<coordd::LockGuard> guards;
+  for (int i = 0; i < 1500; ++i) {
+    auto got = session->tryLock("job-" + std::to_string(i));
+    REQUIRE(got.ok());
+    REQUIRE(got->acquired());
+    guards.push_back(std::move(*got->guard));
+  }
+  const auto held = [&](bool want) {
+    return std::all_of(guards.begin(), guards.end(), [&](const coordd::LockGuard& g) { return g.held() == want; });
+  };
+  zk.kill();
+  // One suspension for all 1500 at once: an event per lock was a burst past
+  // the stream's queue bound, and the daemon ended the stream.
+  REQUIRE(eventually([&] { return held(false); }, 10s));
+  zk.start();
+  REQUIRE(eventually([&] { return held(true); }, 30s));
+  CHECK_FALSE(session->ended());
+}
