@@ -87,9 +87,14 @@ class Core : private backend::Listener {
   // Returns the waiter id, for cancelAcquire, or 0 if the reply already ran.
   int64_t acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
                   Reply<int64_t> reply);
-  // The caller went away: the waiter is removed, the reply gets
-  // DEADLINE_EXCEEDED.
+  // The caller went away (cancelled, disconnected). The core decides, under
+  // its lock, what that undoes: a waiter still queued is removed and its
+  // reply gets DEADLINE_EXCEEDED; a lock already granted to it, whose answer
+  // the caller will not read, is released. Idempotent.
   void cancelAcquire(int64_t waiter_id);
+  // The caller has the answer of acquire `waiter_id` (its call is done):
+  // cancelAcquire no longer applies to it.
+  void acquireAnswered(int64_t waiter_id);
   // Releases `name`; with `only_token`, only if held with that token.
   void release(const std::string& session_id, const std::string& name, StatusReply reply, int64_t only_token = 0);
   absl::StatusOr<CheckResult> check(const std::string& session_id, const std::string& name);
@@ -240,6 +245,14 @@ class Core : private backend::Listener {
   std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> ended_order_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, PendingAcquire> acquires_ ABSL_GUARDED_BY(mu_);
+  // Acquires granted whose caller may not have the answer yet: waiter id ->
+  // (session id, lock name, token), until acquireAnswered or cancelAcquire.
+  struct Granted {
+    std::string session_id;
+    std::string name;
+    int64_t token = 0;
+  };
+  std::map<int64_t, Granted> granted_ ABSL_GUARDED_BY(mu_);
   // (name, token) -> session id, for notifications from the coordinator.
   std::map<std::pair<std::string, int64_t>, std::string> lock_index_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int64_t>, std::string> candidacy_index_ ABSL_GUARDED_BY(mu_);

@@ -132,6 +132,7 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
     } else {
       session.locks[name] = HeldLock{*token, false};
       lock_index_[{name, *token}] = session.id;
+      granted_[waiter_id] = Granted{session.id, name, *token};
       sendLock(session, name, LockState::kHeld, *token, "");
       deferred.push_back([reply = pending.reply, t = *token] { reply(t); });
     }
@@ -154,11 +155,25 @@ void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& defer
 
 void Core::cancelAcquire(int64_t waiter_id) {
   Deferred deferred;
+  std::optional<Granted> granted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     finishAcquire(waiter_id, absl::DeadlineExceededError("acquire cancelled by the client"), deferred);
+    if (auto it = granted_.find(waiter_id); it != granted_.end()) {
+      granted = std::move(it->second);
+      granted_.erase(it);
+    }
   }
   for (auto& fn : deferred) fn();
+  // Granted, but the caller gave up first: nobody will act on it.
+  if (granted)
+    release(
+        granted->session_id, granted->name, [](absl::Status) {}, granted->token);
+}
+
+void Core::acquireAnswered(int64_t waiter_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  granted_.erase(waiter_id);
 }
 
 void Core::release(const std::string& session_id, const std::string& name, StatusReply reply, int64_t only_token) {

@@ -12,29 +12,35 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
  public:
   AcquireReactor(core::Core& core, const v1::AcquireRequest& request, v1::AcquireResponse* response)
       : core_(core), session_id_(request.session_id()), name_(request.name()) {
-    waiter_id_ = core_.acquire(session_id_, name_, std::chrono::milliseconds(request.timeout_ms()),
-                               [this, response](absl::StatusOr<int64_t> token) {
-                                 if (token.ok()) {
-                                   response->set_fencing_token(*token);
-                                   granted_token_ = *token;
-                                 }
-                                 Finish(toGrpc(token.status()));
-                               });
+    const int64_t waiter_id = core_.acquire(session_id_, name_, std::chrono::milliseconds(request.timeout_ms()),
+                                            [this, response](absl::StatusOr<int64_t> token) {
+                                              if (token.ok()) response->set_fencing_token(*token);
+                                              Finish(toGrpc(token.status()));
+                                            });
+    waiter_id_.store(waiter_id);
+    // A cancel, or the end of the call, that came before the id was known.
+    if (cancelled_.load() && waiter_id != 0) {
+      core_.cancelAcquire(waiter_id);
+    } else if (answered_.load() && waiter_id != 0) {
+      core_.acquireAnswered(waiter_id);
+    }
     // The reply may already have run, and OnDone with it, on another thread.
     unref();
   }
 
-  // The caller went away. A waiter leaves the queue; a lock granted in the
-  // meantime, whose reply the caller will never read, is given back.
+  // The caller went away. Whether that removes a waiter or gives back a lock
+  // granted meanwhile, whose answer it will never read, the core decides.
   void OnCancel() override {
-    if (int64_t token = granted_token_.load(); token != 0) {
-      core_.release(
-          session_id_, name_, [](absl::Status) {}, token);
-    } else if (waiter_id_ != 0) {
-      core_.cancelAcquire(waiter_id_);
-    }
+    cancelled_.store(true);
+    if (int64_t waiter_id = waiter_id_.load(); waiter_id != 0) core_.cancelAcquire(waiter_id);
   }
-  void OnDone() override { unref(); }
+  void OnDone() override {
+    answered_.store(true);
+    if (int64_t waiter_id = waiter_id_.load(); waiter_id != 0 && !cancelled_.load()) {
+      core_.acquireAnswered(waiter_id);
+    }
+    unref();
+  }
 
  private:
   void unref() {
@@ -45,8 +51,9 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   const std::string session_id_;
   const std::string name_;
   std::atomic<int64_t> waiter_id_{0};
-  std::atomic<int64_t> granted_token_{0};
-  std::atomic<int> refs_{2};  // the constructor and OnDone
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> answered_{false};  // OnDone ran
+  std::atomic<int> refs_{2};           // the constructor and OnDone
 };
 
 }  // namespace

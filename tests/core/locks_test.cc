@@ -154,10 +154,10 @@ TEST_CASE("suspend makes a held lock SUSPENDED - reconnect RESTORES it", "[locks
   auto token = d.tryAcquire(a, "job")->token;
 
   d.backend.suspend();
-  auto suspended = a.events->waitLock("job", LockState::kSuspended);
-  REQUIRE(suspended);
+  REQUIRE(a.events->waitLinkSuspended());
+  auto suspended = d.core.check(a.id, "job");
+  CHECK(suspended->state == LockState::kSuspended);
   CHECK(suspended->token == token);
-  CHECK(d.core.check(a.id, "job")->state == LockState::kSuspended);
   // New work is refused while the link is in doubt.
   CHECK(absl::IsUnavailable(d.tryAcquire(a, "other").status()));
 
@@ -175,7 +175,7 @@ TEST_CASE("a lock force-released while suspended is LOST on reconnect", "[locks]
   auto a = d1.open();
   REQUIRE(d1.tryAcquire(a, "job")->acquired);
   d1.backend.suspend();
-  REQUIRE(a.events->waitLock("job", LockState::kSuspended));
+  REQUIRE(a.events->waitLinkSuspended());
   REQUIRE(await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); }).ok());
   d1.backend.reconnect();
   REQUIRE(a.events->waitLock("job", LockState::kLost));
@@ -210,7 +210,7 @@ TEST_CASE("expiry makes every lock LOST and frees it for others", "[locks][link]
   REQUIRE_FALSE(d2.tryAcquire(b, "job")->acquired);
 
   d1.backend.suspend();
-  REQUIRE(a.events->waitLock("job", LockState::kSuspended));
+  REQUIRE(a.events->waitLinkSuspended());
   d1.backend.expire();
   auto lost = a.events->waitLock("job", LockState::kLost);
   REQUIRE(lost);
@@ -310,4 +310,46 @@ TEST_CASE("a delete the coordinator refuses for good is not retried for ever", "
   // cannot succeed by retrying: it is logged and left to an operator.
   std::this_thread::sleep_for(300ms);  // six sweeps
   CHECK(backend.attempts.load() == 1);
+}
+
+TEST_CASE("a link suspension is one message per session, however many holds it has", "[locks][link]") {
+  Daemon d(newStore());
+  auto a = d.open();
+  for (int i = 0; i < 1000; ++i) REQUIRE(d.tryAcquire(a, "job-" + std::to_string(i))->acquired);
+  REQUIRE(d.campaign(a, "svc")->status == core::CandidateStatus::kPrimary);
+  d.backend.suspend();
+  REQUIRE(a.events->waitLinkSuspended());
+  // The daemon answers SUSPENDED for every hold...
+  CHECK(d.core.check(a.id, "job-0")->state == LockState::kSuspended);
+  CHECK(d.core.check(a.id, "job-999")->state == LockState::kSuspended);
+  CHECK(d.core.status(a.id, "svc")->status == core::CandidateStatus::kSuspended);
+  // ...but said so in one message: 1001 events at once would overflow the
+  // stream's bounded queue and end it.
+  CHECK(a.events->count([](const core::Event& e) {
+    return (e.kind == core::Event::Kind::kLock && e.lock_state == LockState::kSuspended) ||
+           (e.kind == core::Event::Kind::kElection && e.status == core::CandidateStatus::kSuspended);
+  }) == 0);
+  d.backend.reconnect();
+  REQUIRE(a.events->waitLock("job-999", LockState::kRestored));
+  CHECK(d.core.check(a.id, "job-0")->state == LockState::kHeld);
+}
+
+TEST_CASE("a blocking acquire cancelled after its grant gives the lock back", "[locks]") {
+  // The caller's cancel (a deadline, a disconnect) races the grant: the
+  // grant is committed, its answer is on the way, and only then does the
+  // service learn that nobody will read it.
+  Daemon d(newStore());
+  auto a = d.open("gave-up");
+  auto b = d.open("holder");
+  REQUIRE(d.tryAcquire(b, "job")->acquired);
+  int64_t waiter_id = 0;
+  auto answer = d.acquireAsync(a, "job", 10s, &waiter_id);
+  REQUIRE(waiter_id != 0);
+  REQUIRE(d.release(b, "job").ok());
+  REQUIRE(answer.get().ok());  // granted
+  d.core.cancelAcquire(waiter_id);
+  // Nobody acts for `a` on that lock: it is free again, not stuck until
+  // `a` ends (and `a` asking again would have got ALREADY_EXISTS).
+  REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
+  CHECK(d.core.check(a.id, "job")->state == LockState::kNotHeld);
 }
