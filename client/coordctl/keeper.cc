@@ -484,6 +484,8 @@ absl::StatusOr<pid_t> Keeper::run(const std::vector<std::pair<std::string, std::
       } else if (report.kind == Report::Kind::kDied) {
         answer = absl::AbortedError("the watchdog process died");
         early_.push_back(std::move(report));
+      } else {
+        early_.push_back(std::move(report));  // before the answer, but the caller's to see too
       }
     }
   }

@@ -57,7 +57,13 @@ SessionCore::SessionCore(std::shared_ptr<const Endpoint> endpoint, SessionOption
 SessionCore::~SessionCore() {
   close().IgnoreError();
   // A close() from a callback could not join the event thread it ran on.
-  if (events_.joinable()) events_.join();
+  if (events_.joinable()) {
+    if (events_.get_id() == std::this_thread::get_id()) {
+      events_.detach();  // its loop is over; only the thread's exit is left
+    } else {
+      events_.join();
+    }
+  }
 }
 
 absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<const Endpoint> endpoint,
@@ -97,7 +103,10 @@ absl::StatusOr<std::shared_ptr<SessionCore>> SessionCore::open(std::shared_ptr<c
     return broken.ok() ? absl::UnavailableError("coordd closed the KeepAlive stream at once") : broken;
   }
   core->reader_ = std::thread([raw = core.get()] { raw->readLoop(); });
-  core->events_ = std::thread([raw = core.get()] { raw->eventLoop(); });
+  // The event thread keeps its session alive until its loop is over: the
+  // last reference may then go on that thread (a callback that held a
+  // guard), and the destructor does not join the thread it runs on.
+  core->events_ = std::thread([self = core] { self->eventLoop(); });
   // The daemon answers the first ping at once: with its lease, a lock taken
   // right away reads HELD. Without an answer the session starts suspended.
   std::unique_lock<std::mutex> lock(core->mu_);

@@ -142,13 +142,15 @@ void SessionCore::eventLoop() {
 void SessionCore::handle(const v1::KeepAliveResponse& message, Notes& notes) {
   switch (message.kind_case()) {
     case v1::KeepAliveResponse::kHeartbeat:
+      if (onHeartbeat(message.heartbeat()) && options_.on_lease) {
+        notes.push_back([callback = options_.on_lease, lease = lease()] { callback(lease); });
+      }
       if (message.heartbeat().link() == v1::LINK_STATE_SUSPENDED ||
           message.heartbeat().link() == v1::LINK_STATE_EXPIRED) {
         // For every hold at once (the daemon sends no event per hold): the
-        // lease ends now, as if it had run out.
+        // lease ends now, as if it had run out. (Such a heartbeat carries no
+        // lease, so it renewed nothing above.)
         goSilent("coordinator link suspended", notes);
-      } else if (onHeartbeat(message.heartbeat()) && options_.on_lease) {
-        notes.push_back([callback = options_.on_lease, lease = lease()] { callback(lease); });
       }
       break;
     case v1::KeepAliveResponse::kLock:

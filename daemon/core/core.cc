@@ -361,13 +361,15 @@ void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
   static constexpr const char* kWhat[] = {"lock", "candidacy", "waiter"};
   if (status.ok() || absl::IsNotFound(status) || absl::IsAborted(status)) {
     // Done, already gone, or gone with the expired coordinator session.
-  } else if (absl::IsUnavailable(status)) {
-    // The link is down, or the answer was lost: the sweeper tries again.
+  } else if (!absl::IsPermissionDenied(status) && !absl::IsInvalidArgument(status) &&
+             !absl::IsFailedPrecondition(status)) {
+    // The link is down, the answer was lost, the server throttles: the
+    // sweeper tries again at its next pass.
     spdlog::warn("could not remove {} {:?} token={} from the coordinator ({}); will retry",
                  kWhat[static_cast<int>(orphan.kind)], orphan.name, orphan.token, status.ToString());
     orphans_.push_back(orphan);
   } else {
-    // Refused for good (permissions, say): retrying cannot help. The node
+    // Refused for good (permissions, a bad request): retrying cannot help. The node
     // stays until its coordinator session ends, or an operator removes it.
     spdlog::error(
         "the coordinator refuses to remove {} {:?} token={} ({}); not retried: it goes with this daemon's "
@@ -550,7 +552,10 @@ DaemonStatus Core::daemonStatus() const {
 void Core::sweeperLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, kSweepInterval);
+    // Every kSweepInterval, not sooner when notified: a delete that keeps
+    // failing is retried at that pace, never in a loop.
+    const auto next = Clock::now() + kSweepInterval;
+    cv_.wait_until(lock, next, [&] { return stopping_ || Clock::now() >= next; });
     if (stopping_) break;
     Deferred deferred;
     sweep(deferred);

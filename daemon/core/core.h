@@ -110,6 +110,7 @@ class Core : private backend::Listener {
   void removeObserver(int64_t observer_id);
 
   DaemonStatus daemonStatus() const;
+  const Limits& limits() const { return options_.limits; }
 
  private:
   struct HeldLock {

@@ -155,20 +155,30 @@ void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& defer
 
 void Core::cancelAcquire(int64_t waiter_id) {
   Deferred deferred;
-  std::optional<Granted> granted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     finishAcquire(waiter_id, absl::DeadlineExceededError("acquire cancelled by the client"), deferred);
-    if (auto it = granted_.find(waiter_id); it != granted_.end()) {
-      granted = std::move(it->second);
+    auto it = granted_.find(waiter_id);
+    if (it != granted_.end()) {
+      // Granted, but the caller gave up first: nobody will act on it.
+      const Granted granted = std::move(it->second);
       granted_.erase(it);
+      auto session = sessions_.find(granted.session_id);
+      auto* locks = session == sessions_.end() ? nullptr : &session->second.locks;
+      auto held = locks == nullptr ? std::map<std::string, HeldLock>::iterator{} : locks->find(granted.name);
+      if (locks != nullptr && held != locks->end() && held->second.token == granted.token) {
+        locks->erase(held);
+        lock_index_.erase({granted.name, granted.token});
+        deleteLock(granted.name, granted.token, nullptr);
+        // gRPC can cancel a call after its answer went out: should the
+        // caller have read the grant after all, it is told, as of any loss.
+        countLost("acquire_cancelled");
+        sendLock(session->second, granted.name, LockState::kLost, granted.token,
+                 "the acquire was cancelled by its caller");
+      }
     }
   }
   for (auto& fn : deferred) fn();
-  // Granted, but the caller gave up first: nobody will act on it.
-  if (granted)
-    release(
-        granted->session_id, granted->name, [](absl::Status) {}, granted->token);
 }
 
 void Core::acquireAnswered(int64_t waiter_id) {

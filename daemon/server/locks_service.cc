@@ -17,14 +17,10 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
                                               if (token.ok()) response->set_fencing_token(*token);
                                               Finish(toGrpc(token.status()));
                                             });
+    // gRPC calls neither OnCancel nor OnDone before the method handler,
+    // which runs this constructor, has returned: they see the id.
     waiter_id_.store(waiter_id);
-    // A cancel, or the end of the call, that came before the id was known.
-    if (cancelled_.load() && waiter_id != 0) {
-      core_.cancelAcquire(waiter_id);
-    } else if (answered_.load() && waiter_id != 0) {
-      core_.acquireAnswered(waiter_id);
-    }
-    // The reply may already have run, and OnDone with it, on another thread.
+    // The reply may already have run, on another thread.
     unref();
   }
 
@@ -35,7 +31,6 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
     if (int64_t waiter_id = waiter_id_.load(); waiter_id != 0) core_.cancelAcquire(waiter_id);
   }
   void OnDone() override {
-    answered_.store(true);
     if (int64_t waiter_id = waiter_id_.load(); waiter_id != 0 && !cancelled_.load()) {
       core_.acquireAnswered(waiter_id);
     }
@@ -52,8 +47,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   const std::string name_;
   std::atomic<int64_t> waiter_id_{0};
   std::atomic<bool> cancelled_{false};
-  std::atomic<bool> answered_{false};  // OnDone ran
-  std::atomic<int> refs_{2};           // the constructor and OnDone
+  std::atomic<int> refs_{2};  // the constructor and OnDone
 };
 
 }  // namespace

@@ -16,12 +16,12 @@ using KeepAliveReactorBase = grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::K
 // The write side of one KeepAlive stream, shared with the core.
 class StreamSink final : public core::EventSink {
  public:
-  explicit StreamSink(KeepAliveReactorBase* reactor) : writer_(reactor) {}
+  StreamSink(KeepAliveReactorBase* reactor, size_t max_queued) : writer_(reactor, max_queued) {}
 
   void send(const core::Event& event) override {
     v1::KeepAliveResponse message;
     toProto(event, &message);
-    writer_.write(std::move(message));
+    writer_.write(std::move(message), keyOf(event));
   }
   void close() override {
     closed_by_daemon_ = true;
@@ -31,13 +31,30 @@ class StreamSink final : public core::EventSink {
   StreamWriter<KeepAliveReactorBase, v1::KeepAliveResponse>& writer() { return writer_; }
 
  private:
+  // A hold's events replace each other while queued (the latest state is
+  // what counts); a lock's by name and token, so that a new grant never
+  // hides the LOST of the one before.
+  static std::string keyOf(const core::Event& event) {
+    switch (event.kind) {
+      case core::Event::Kind::kLock:
+        return absl::StrCat("lock/", event.token, "/", event.name);
+      case core::Event::Kind::kElection:
+        return absl::StrCat("election/", event.name);
+      case core::Event::Kind::kHeartbeat:
+      case core::Event::Kind::kEnded:
+        return "";
+    }
+    return "";
+  }
+
   StreamWriter<KeepAliveReactorBase, v1::KeepAliveResponse> writer_;
   std::atomic<bool> closed_by_daemon_{false};
 };
 
 class KeepAliveReactor final : public KeepAliveReactorBase {
  public:
-  explicit KeepAliveReactor(core::Core& core) : core_(core), sink_(std::make_shared<StreamSink>(this)) {
+  KeepAliveReactor(core::Core& core, size_t max_queued)
+      : core_(core), sink_(std::make_shared<StreamSink>(this, max_queued)) {
     StartRead(&request_);
   }
 
@@ -124,7 +141,11 @@ grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>* SessionsSe
   if (absl::Status status = access_.check(*context, PeerAccess::Scope::kApi); !status.ok()) {
     return new Refused<KeepAliveReactorBase>(toGrpc(status));
   }
-  return new KeepAliveReactor(core_);
+  // Room for an event of every hold at once (a reconnect restores them all),
+  // and for the heartbeats of a slow reader.
+  const size_t max_queued = static_cast<size_t>(2 * core_.limits().max_holds_per_session) +
+                            StreamWriter<KeepAliveReactorBase, v1::KeepAliveResponse>::kMaxQueued;
+  return new KeepAliveReactor(core_, max_queued);
 }
 
 grpc::ServerUnaryReactor* SessionsService::Close(grpc::CallbackServerContext* context, const v1::CloseRequest* request,

@@ -169,6 +169,7 @@ TEST_CASE("coordctl elect: CMD that exits leaving a background process ends coor
                                  "(trap '' TERM; exec sleep 60) & echo $! > " + leftover_pid + "; exit 5"});
   CHECK(result.code == 5);  // not campaigning on, not running CMD again
   CHECK_FALSE(pidAlive(std::stoi(readFile(leftover_pid))));
+  REQUIRE(result.err.find("started CMD") != std::string::npos);
   CHECK(result.err.find("started CMD") == result.err.rfind("started CMD"));  // once
 }
 

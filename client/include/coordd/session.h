@@ -72,8 +72,9 @@ struct TryLockResult {
 // renewed, the daemon's Check/Status answers restore them. Acting safely
 // across a pause of this process still needs the fencing token.
 //
-// All methods are thread-safe; close() may be called from a callback (of
-// this session's or another's), the destructor may not.
+// All methods are thread-safe; close() may be called from one of this
+// session's own callbacks (not from another session's: two sessions closing
+// each other from their callbacks would wait for each other).
 class Session {
  public:
   Session(const Session&) = delete;
