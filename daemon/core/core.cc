@@ -12,6 +12,10 @@ namespace coordd::core {
 namespace {
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(50);
+// How often the processes of a client whose stream broke are looked at: its
+// holds go soon after its last process exits (a pidfd's exit can show a
+// little after the stream's end, and coordctl's watchdog exits later).
+constexpr auto kExitCheckInterval = std::chrono::milliseconds(5);
 constexpr size_t kRememberEndedSessions = 4096;
 constexpr char kClientGone[] = "keepalive stream broken (client gone)";
 // Pings are answered at once, but not more often than this: a client that
@@ -255,6 +259,10 @@ void Core::detachStream(const std::string& session_id, const EventSink* sink) {
     } else {
       session.sink.reset();
       session.detached = true;
+      if (session.processes) {
+        awaiting_exit_.insert(session_id);
+        cv_.notify_all();
+      }
       spdlog::info(
           "session {}: KeepAlive stream broken while its client may live on; its holds stay until its processes are "
           "gone or its ttl runs out ({} ms after the last ping)",
@@ -551,17 +559,42 @@ DaemonStatus Core::daemonStatus() const {
 
 void Core::sweeperLoop() {
   std::unique_lock<std::mutex> lock(mu_);
+  auto next_sweep = Clock::now() + kSweepInterval;
   while (!stopping_) {
     // Every kSweepInterval, not sooner when notified: a delete that keeps
-    // failing is retried at that pace, never in a loop.
-    const auto next = Clock::now() + kSweepInterval;
-    cv_.wait_until(lock, next, [&] { return stopping_ || Clock::now() >= next; });
+    // failing is retried at that pace, never in a loop. Meanwhile, every
+    // kExitCheckInterval while a client whose stream broke may still exit.
+    const bool watching = !awaiting_exit_.empty();
+    const auto wake = watching ? std::min(next_sweep, Clock::now() + kExitCheckInterval) : next_sweep;
+    cv_.wait_until(lock, wake,
+                   [&] { return stopping_ || Clock::now() >= wake || (!watching && !awaiting_exit_.empty()); });
     if (stopping_) break;
     Deferred deferred;
-    sweep(deferred);
+    endExitedClients(deferred);
+    if (Clock::now() >= next_sweep) {
+      sweep(deferred);
+      next_sweep = Clock::now() + kSweepInterval;
+    }
     lock.unlock();
     runAll(deferred);
     lock.lock();
+  }
+}
+
+void Core::endExitedClients(Deferred& deferred) {
+  std::vector<std::string> gone;
+  for (auto it = awaiting_exit_.begin(); it != awaiting_exit_.end();) {
+    auto session = sessions_.find(*it);
+    if (session == sessions_.end() || !session->second.detached) {
+      it = awaiting_exit_.erase(it);  // ended meanwhile, or a new stream attached
+      continue;
+    }
+    if (session->second.processes->gone()) gone.push_back(*it);
+    ++it;
+  }
+  for (const auto& id : gone) {
+    awaiting_exit_.erase(id);
+    endSession(id, kClientGone, deferred, nullptr);
   }
 }
 
@@ -571,8 +604,6 @@ void Core::sweep(Deferred& deferred) {
   for (auto& [id, session] : sessions_) {
     if (now - session.last_ping > session.ttl) {
       ending.emplace_back(id, absl::StrCat("ttl expired: no ping for ", session.ttl.count(), " ms"));
-    } else if (session.detached && session.processes && session.processes->gone()) {
-      ending.emplace_back(id, kClientGone);
     } else if (session.sink && now - session.last_sent >= session.window / 3) {
       send(session, heartbeat(session));
     }

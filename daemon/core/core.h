@@ -227,6 +227,9 @@ class Core : private backend::Listener {
 
   void sweeperLoop();
   void sweep(Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the sessions whose stream broke and whose processes have all
+  // exited since.
+  void endExitedClients(Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoreOptions options_;
   backend::Backend& backend_;
@@ -260,6 +263,9 @@ class Core : private backend::Listener {
   std::vector<Orphan> orphans_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Observer> observers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> watched_ ABSL_GUARDED_BY(mu_);  // election -> observer count
+  // Sessions whose stream broke while their processes live: the sweeper
+  // looks at those every few milliseconds, and at them alone.
+  std::set<std::string> awaiting_exit_ ABSL_GUARDED_BY(mu_);
   std::thread sweeper_;
 };
 
