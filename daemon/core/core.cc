@@ -203,7 +203,7 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   Session& s = **session;
   if (s.sink) return absl::AlreadyExistsError("session_id: a KeepAlive stream is already open for this session");
   s.sink = std::move(sink);
-  s.detached = false;
+  awaiting_exit_.erase(session_id);  // a client that lives on has come back
   s.last_ping = Clock::now();
   s.last_ping_id = ping_id;
   send(s, heartbeat(s));
@@ -258,7 +258,6 @@ void Core::detachStream(const std::string& session_id, const EventSink* sink) {
       endSession(session_id, kClientGone, deferred, nullptr);
     } else {
       session.sink.reset();
-      session.detached = true;
       if (session.processes) {
         awaiting_exit_.insert(session_id);
         cv_.notify_all();
@@ -585,8 +584,8 @@ void Core::endExitedClients(Deferred& deferred) {
   std::vector<std::string> gone;
   for (auto it = awaiting_exit_.begin(); it != awaiting_exit_.end();) {
     auto session = sessions_.find(*it);
-    if (session == sessions_.end() || !session->second.detached) {
-      it = awaiting_exit_.erase(it);  // ended meanwhile, or a new stream attached
+    if (session == sessions_.end()) {
+      it = awaiting_exit_.erase(it);  // ended meanwhile
       continue;
     }
     if (session->second.processes->gone()) gone.push_back(*it);

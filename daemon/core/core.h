@@ -141,7 +141,6 @@ class Core : private backend::Listener {
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
     std::shared_ptr<const ClientProcesses> processes;  // nullptr: not watchable
-    bool detached = false;                             // its stream broke; waiting for its processes or ttl
     std::map<std::string, HeldLock> locks;
     std::map<std::string, int64_t> waits;  // lock name -> waiter id
     std::set<std::string> tries;           // TryAcquire in flight
