@@ -6,7 +6,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "backend/memory/memory_backend.h"
+#include "backend/memory/embedded.h"
 #include "backend/zookeeper/zookeeper_backend.h"
 #include "config/config.h"
 #include "config/logging.h"
@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
     spdlog::warn(
         "no coordinator configured: using the embedded coordinator, which coordinates only the processes of "
         "this host");
-    backend_ptr = std::make_unique<backend::memory::MemoryBackend>(std::make_shared<backend::memory::MemoryStore>());
+    backend_ptr = backend::memory::makeEmbeddedBackend(metrics);
   } else {
-    backend_ptr = std::make_unique<backend::zookeeper::ZookeeperBackend>(backend::zookeeper::ZookeeperOptions{
+    backend_ptr = backend::zookeeper::makeZookeeperBackend(backend::zookeeper::ZookeeperOptions{
         cfg.zookeeper, cfg.session_timeout, cfg.cleaner_interval, cfg.cleaner_limit, cfg.zookeeper_auth,
         cfg.zookeeper_acl == "creator", metrics});
   }

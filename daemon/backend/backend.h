@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "backend/executor.h"
 
 namespace coordd::backend {
 
@@ -134,14 +135,14 @@ class Backend {
 
   // Until when the coordinator is known to keep this daemon's session, and
   // so everything held through it: nobody else can be granted one of our
-  // locks or primaryships before then. steady_clock; time_point::max() when
+  // locks or primaryships before then. On Clock; time_point::max() when
   // nothing outside this process can end the session. Thread-safe, cheap.
-  virtual std::chrono::steady_clock::time_point leaseDeadline() const = 0;
+  virtual Clock::time_point leaseDeadline() const = 0;
   // Until when the coordinator cannot have ended this daemon's session, at
   // the least (no earlier than leaseDeadline()): after leaseDeadline() the
   // daemon no longer vouches for its holds, but nobody else can have them
   // before this. Thread-safe, cheap.
-  virtual std::chrono::steady_clock::time_point holdDeadline() const = 0;
+  virtual Clock::time_point holdDeadline() const = 0;
 
   // --- Locks ---------------------------------------------------------------
 

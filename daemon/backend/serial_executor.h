@@ -9,24 +9,25 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "backend/executor.h"
 
 namespace coordd::backend {
 
 // One thread running posted tasks in order: a backend's own thread, on which
 // its state lives and its callbacks run.
-class SerialExecutor {
+class SerialExecutor : public Executor {
  public:
-  using Clock = std::chrono::steady_clock;
-
   SerialExecutor();
-  ~SerialExecutor();
+  ~SerialExecutor() override;
+
+  Clock::time_point now() const override { return Clock::now(); }
 
   // Queues a task; never runs it inline. A task posted while stop() drains
   // the queue (by a queued task, or a completion it awaits) still runs; only
   // once the thread has finished are tasks dropped.
-  void post(std::function<void()> task);
+  void post(std::function<void()> task) override;
   // Queues a task to run once `when` has come (timers). Dropped by stop().
-  void postAt(Clock::time_point when, std::function<void()> task);
+  void postAt(Clock::time_point when, std::function<void()> task) override;
   // Runs what is queued, and what that posts, but not the timers; then joins
   // the thread. Idempotent.
   void stop();

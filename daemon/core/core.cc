@@ -60,7 +60,11 @@ const char* candidateStatusName(CandidateStatus status) {
   return "UNKNOWN";
 }
 
-Core::Core(CoreOptions options, backend::Backend& backend) : options_(std::move(options)), backend_(backend) {
+Core::Core(CoreOptions options, backend::Backend& backend)
+    : options_(std::move(options)),
+      backend_(backend),
+      own_timers_(options_.timers == nullptr ? std::make_unique<backend::SerialExecutor>() : nullptr),
+      timers_(options_.timers != nullptr ? options_.timers : own_timers_.get()) {
   addGauges();
 }
 
@@ -70,12 +74,12 @@ Core::~Core() {
     stopping_ = true;
     cv_.notify_all();
   }
-  if (sweeper_.joinable()) sweeper_.join();
+  if (own_timers_) own_timers_->stop();
 }
 
 void Core::start() {
   backend_.start(this);
-  sweeper_ = std::thread([this] { sweeperLoop(); });
+  scheduleSweep();
 }
 
 void Core::shutdown(const std::string& reason, absl::Duration drain) {
@@ -94,9 +98,6 @@ void Core::shutdown(const std::string& reason, absl::Duration drain) {
   lock.lock();
   bool drained = cv_.wait_for(lock, absl::ToChronoMilliseconds(drain), [this] { return inflight_deletes_ == 0; });
   if (!drained) spdlog::warn("shutdown: {} coordinator deletes still pending after the drain bound", inflight_deletes_);
-  cv_.notify_all();
-  lock.unlock();
-  if (sweeper_.joinable()) sweeper_.join();
 }
 
 absl::Status Core::serving() const {
@@ -143,7 +144,7 @@ backend::OwnerRecord Core::ownerOf(const Session& session) const {
 void Core::send(Session& session, Event event) {
   if (!session.sink) return;
   session.sink->send(event);
-  session.last_sent = Clock::now();
+  session.last_sent = now();
 }
 
 void Core::sendLock(Session& session, const std::string& name, LockState state, int64_t token,
@@ -177,7 +178,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   }
   std::string id;
   do {
-    id = randomHex(32);
+    id = options_.session_ids ? options_.session_ids() : randomHex(32);
   } while (sessions_.count(id) != 0 || ended_.count(id) != 0);
 
   Session session;
@@ -189,7 +190,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   session.ttl = ttl;
   absl::Duration timeout = backend_.info().session_timeout;
   session.window = timeout == absl::InfiniteDuration() ? ttl : std::min(ttl, absl::ToChronoMilliseconds(timeout));
-  session.last_ping = session.last_sent = Clock::now();
+  session.last_ping = session.last_sent = now();
   SessionInfo info{id, ttl, session.window, options_.node_id};
   sessions_.emplace(id, std::move(session));
   spdlog::info("session opened: session={} owner={:?} ttl={}ms", id.substr(0, 16), owner, ttl.count());
@@ -204,7 +205,7 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   if (s.sink) return absl::AlreadyExistsError("session_id: a KeepAlive stream is already open for this session");
   s.sink = std::move(sink);
   awaiting_exit_.erase(session_id);  // a client that lives on has come back
-  s.last_ping = Clock::now();
+  s.last_ping = now();
   s.last_ping_id = ping_id;
   send(s, heartbeat(s));
   return absl::OkStatus();
@@ -215,15 +216,13 @@ absl::Status Core::ping(const std::string& session_id, uint64_t ping_id) {
   auto session = findSession(session_id);
   if (!session.ok()) return session.status();
   Session& s = **session;
-  s.last_ping = Clock::now();
+  s.last_ping = now();
   s.last_ping_id = ping_id;
   if (s.sink && s.last_ping - s.last_sent >= kMinPingAnswerInterval) send(s, heartbeat(s));
   return absl::OkStatus();
 }
 
-bool Core::linkSure() const {
-  return link_ == backend::LinkState::kConnected && Clock::now() < backend_.leaseDeadline();
-}
+bool Core::linkSure() const { return link_ == backend::LinkState::kConnected && now() < backend_.leaseDeadline(); }
 
 Event Core::heartbeat(const Session& session) const {
   Event event;
@@ -260,7 +259,7 @@ void Core::detachStream(const std::string& session_id, const EventSink* sink) {
       session.sink.reset();
       if (session.processes) {
         awaiting_exit_.insert(session_id);
-        cv_.notify_all();
+        scheduleExitCheck();
       }
       spdlog::info(
           "session {}: KeepAlive stream broken while its client may live on; its holds stay until its processes are "
@@ -458,7 +457,6 @@ void Core::onLinkState(backend::LinkState state) {
       serving_reported_ = serving;
       deferred.push_back([this, serving] { options_.on_readiness(serving); });
     }
-    cv_.notify_all();  // the sweeper rejoins and retries orphans
   }
   runAll(deferred);
 }
@@ -466,8 +464,16 @@ void Core::onLinkState(backend::LinkState state) {
 void Core::onLeaderChanged(const std::string& election, const std::optional<backend::Candidate>& leader) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, entry] : observers_) {
-    if (entry.election == election) entry.observer->onLeader(leader);
+    if (entry.election == election) tellObserver(entry, leader);
   }
+}
+
+void Core::tellObserver(Observer& entry, const std::optional<backend::Candidate>& leader) {
+  // The first answer and the watch's first report both say who leads now.
+  const int64_t term = leader ? leader->term : 0;
+  if (entry.told_term == term) return;
+  entry.told_term = term;
+  entry.observer->onLeader(leader);
 }
 
 void Core::publishLeader(const std::string& election) {
@@ -490,7 +496,7 @@ absl::StatusOr<int64_t> Core::addObserver(const std::string& election, std::shar
   backend_.leader(election, [this, id](absl::StatusOr<std::optional<backend::Candidate>> leader) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = observers_.find(id);
-    if (it != observers_.end() && leader.ok()) it->second.observer->onLeader(*leader);
+    if (it != observers_.end() && leader.ok()) tellObserver(it->second, *leader);
   });
   return id;
 }
@@ -556,28 +562,36 @@ DaemonStatus Core::daemonStatus() const {
 
 // --- Background work --------------------------------------------------------
 
-void Core::sweeperLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto next_sweep = Clock::now() + kSweepInterval;
-  while (!stopping_) {
-    // Every kSweepInterval, not sooner when notified: a delete that keeps
-    // failing is retried at that pace, never in a loop. Meanwhile, every
-    // kExitCheckInterval while a client whose stream broke may still exit.
-    const bool watching = !awaiting_exit_.empty();
-    const auto wake = watching ? std::min(next_sweep, Clock::now() + kExitCheckInterval) : next_sweep;
-    cv_.wait_until(lock, wake,
-                   [&] { return stopping_ || Clock::now() >= wake || (!watching && !awaiting_exit_.empty()); });
-    if (stopping_) break;
+// Every kSweepInterval, whatever happens meanwhile: a delete that keeps
+// failing is retried at that pace, never in a loop.
+void Core::scheduleSweep() {
+  timers_->postAt(now() + kSweepInterval, [this] {
     Deferred deferred;
-    endExitedClients(deferred);
-    if (Clock::now() >= next_sweep) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
       sweep(deferred);
-      next_sweep = Clock::now() + kSweepInterval;
     }
-    lock.unlock();
     runAll(deferred);
-    lock.lock();
-  }
+    scheduleSweep();
+  });
+}
+
+// Every kExitCheckInterval while a client whose stream broke may still exit.
+void Core::scheduleExitCheck() {
+  if (exit_check_scheduled_) return;
+  exit_check_scheduled_ = true;
+  timers_->postAt(now() + kExitCheckInterval, [this] {
+    Deferred deferred;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      exit_check_scheduled_ = false;
+      if (stopping_) return;
+      endExitedClients(deferred);
+      if (!awaiting_exit_.empty()) scheduleExitCheck();
+    }
+    runAll(deferred);
+  });
 }
 
 void Core::endExitedClients(Deferred& deferred) {
@@ -598,7 +612,7 @@ void Core::endExitedClients(Deferred& deferred) {
 }
 
 void Core::sweep(Deferred& deferred) {
-  const auto now = Clock::now();
+  const auto now = this->now();
   std::vector<std::pair<std::string, std::string>> ending;  // id, reason
   for (auto& [id, session] : sessions_) {
     if (now - session.last_ping > session.ttl) {

@@ -8,11 +8,11 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "backend/backend.h"
+#include "backend/serial_executor.h"
 #include "core/types.h"
 #include "metrics/daemon_metrics.h"
 
@@ -31,6 +31,12 @@ struct CoreOptions {
   // Counted into as the core works; its state gauges are added at
   // construction and read the core when scraped.
   std::shared_ptr<metrics::DaemonMetrics> metrics = std::make_shared<metrics::DaemonMetrics>();
+  // Where the sweeper runs, and the clock of every session and deadline;
+  // nullptr: a thread of its own, on backend::Clock.
+  backend::Executor* timers = nullptr;
+  // Makes the secret id of a new session (32 lowercase hex); nullptr: from
+  // a non-deterministic source. The simulation's come from its seed.
+  std::function<std::string()> session_ids = nullptr;
 };
 
 // The backend-neutral state machines: client sessions (local leases), locks,
@@ -52,7 +58,7 @@ class Core : private backend::Listener {
   Core(CoreOptions options, backend::Backend& backend);
   ~Core() override;
 
-  // Connects the backend and starts the sweeper thread.
+  // Connects the backend and starts the sweeper.
   void start();
   // Graceful shutdown: refuses new work, ends every session with `reason`
   // (releasing everything in the coordinator), closes observers, and waits up
@@ -164,6 +170,7 @@ class Core : private backend::Listener {
   struct Observer {
     std::string election;
     std::shared_ptr<LeaderObserver> observer;
+    int64_t told_term = -1;  // the primary's term it was last told; 0: none
   };
   // Work to run once the core's lock is released (replies, mostly).
   using Deferred = std::vector<std::function<void()>>;
@@ -219,12 +226,17 @@ class Core : private backend::Listener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void verifyAfterReconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void publishLeader(const std::string& election) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells an observer of a primary unless it was told of it last.
+  void tellObserver(Observer& entry, const std::optional<backend::Candidate>& leader)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Sessions, locks, candidacies by status and the link, read at each scrape.
   void addGauges();
   void countLost(const char* reason) { options_.metrics->locks_lost.with({reason}).inc(); }
 
-  void sweeperLoop();
+  Clock::time_point now() const { return timers_->now(); }
+  void scheduleSweep();
+  void scheduleExitCheck() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void sweep(Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the sessions whose stream broke and whose processes have all
   // exited since.
@@ -265,7 +277,9 @@ class Core : private backend::Listener {
   // Sessions whose stream broke while their processes live: the sweeper
   // looks at those every few milliseconds, and at them alone.
   std::set<std::string> awaiting_exit_ ABSL_GUARDED_BY(mu_);
-  std::thread sweeper_;
+  bool exit_check_scheduled_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<backend::SerialExecutor> own_timers_;
+  backend::Executor* const timers_;
 };
 
 }  // namespace coordd::core

@@ -179,7 +179,6 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
   if (session == sessions_.end()) return;
   if (removed) {
     terminateCandidacy(session->second, election, reason);
-    cv_.notify_all();  // the sweeper rejoins
     return;
   }
   Candidacy& candidacy = session->second.candidacies.at(election);
@@ -220,7 +219,6 @@ void Core::verifyAfterReconnect() {
             if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
             if (!r->has_value()) {
               terminateCandidacy(s->second, election, "candidacy gone after reconnect");
-              cv_.notify_all();
               return;
             }
             c->second.suspended = false;

@@ -95,10 +95,9 @@ int64_t Core::acquire(const std::string& session_id, const std::string& name, st
     } else {
       int64_t waiter_id = next_id_++;
       (*session)->waits[name] = waiter_id;
-      acquires_[waiter_id] = PendingAcquire{session_id, name, Clock::now() + timeout, epoch_, std::move(reply)};
+      acquires_[waiter_id] = PendingAcquire{session_id, name, now() + timeout, epoch_, std::move(reply)};
       backend_.lock(name, ownerOf(**session), waiter_id,
                     [this, waiter_id, name](absl::StatusOr<int64_t> token) { onAcquired(waiter_id, name, token); });
-      cv_.notify_all();  // the sweeper's next deadline may be sooner
       return waiter_id;
     }
   }

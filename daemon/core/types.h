@@ -10,7 +10,7 @@
 
 namespace coordd::core {
 
-using Clock = std::chrono::steady_clock;
+using Clock = backend::Clock;
 
 // A lock as seen by one client session.
 enum class LockState { kHeld, kNotHeld, kSuspended, kLost, kRestored };

@@ -35,7 +35,7 @@ TEST_CASE("executor: timers are dropped by stop(), and so are tasks once it has 
   SerialExecutor executor;
   std::atomic<bool> timer_ran{false};
   std::atomic<bool> late_ran{false};
-  executor.postAt(SerialExecutor::Clock::now() + std::chrono::hours(1), [&] { timer_ran = true; });
+  executor.postAt(coordd::backend::Clock::now() + std::chrono::hours(1), [&] { timer_ran = true; });
   executor.stop();
   executor.post([&] { late_ran = true; });
   executor.stop();

@@ -7,7 +7,6 @@ using namespace coordd::testing;
 using core::CandidateStatus;
 
 namespace {
-auto newStore() { return std::make_shared<backend::memory::MemoryStore>(); }
 
 struct LeaderLog : core::LeaderObserver {
   void onLeader(const std::optional<backend::Candidate>& leader) override {
@@ -25,7 +24,7 @@ struct LeaderLog : core::LeaderObserver {
 }  // namespace
 
 TEST_CASE("one primary - on resign the next candidate takes over with a higher term", "[elections]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open("a");
@@ -52,14 +51,14 @@ TEST_CASE("one primary - on resign the next candidate takes over with a higher t
 }
 
 TEST_CASE("suspend makes the primary SUSPENDED - reconnect restores PRIMARY", "[elections][link]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   auto term = d.campaign(a, "svc")->term;
-  d.backend.suspend();
+  d.suspend();
   REQUIRE(a.events->waitLinkSuspended());
   auto status = d.core.status(a.id, "svc");
   CHECK(status->status == CandidateStatus::kSuspended);
-  d.backend.reconnect();
+  d.reconnect();
   auto restored = a.events->waitElection("svc", CandidateStatus::kPrimary);
   REQUIRE(restored);
   CHECK(restored->token == term);
@@ -67,7 +66,7 @@ TEST_CASE("suspend makes the primary SUSPENDED - reconnect restores PRIMARY", "[
 }
 
 TEST_CASE("expiry TERMINATES candidacies - rejoin re-registers them / others stay out", "[elections][link]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto rejoiner = d1.open("rejoiner");
@@ -77,7 +76,7 @@ TEST_CASE("expiry TERMINATES candidacies - rejoin re-registers them / others sta
   REQUIRE(d1.campaign(quitter, "svc2", false)->status == CandidateStatus::kPrimary);
   REQUIRE(d2.campaign(other, "svc")->status == CandidateStatus::kSecondary);
 
-  d1.backend.expire();
+  d1.expire();
   auto terminated = rejoiner.events->waitElection("svc", CandidateStatus::kTerminated);
   REQUIRE(terminated);
   CHECK(terminated->reason == "coordinator session expired");
@@ -98,7 +97,7 @@ TEST_CASE("expiry TERMINATES candidacies - rejoin re-registers them / others sta
 }
 
 TEST_CASE("an admin step-down moves primaryship on - the old primary rejoins behind", "[elections]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open("a");
@@ -116,7 +115,7 @@ TEST_CASE("an admin step-down moves primaryship on - the old primary rejoins beh
 }
 
 TEST_CASE("ending a session withdraws its candidacies at once", "[elections][sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("a");
   auto b = d.open("b");
   REQUIRE(d.campaign(a, "svc")->status == CandidateStatus::kPrimary);
@@ -126,7 +125,7 @@ TEST_CASE("ending a session withdraws its candidacies at once", "[elections][ses
 }
 
 TEST_CASE("observers see every leader change / starting with the current one", "[elections]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("a");
   auto b = d.open("b");
   REQUIRE(d.campaign(a, "svc").ok());
@@ -143,7 +142,7 @@ TEST_CASE("observers see every leader change / starting with the current one", "
 }
 
 TEST_CASE("the value is published with the candidacy", "[elections]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("a");
   REQUIRE(d.campaign(a, "svc", true, "10.0.0.7:8080").ok());
   auto leader = await<std::optional<backend::Candidate>>([&](auto cb) { d.backend.leader("svc", cb); });

@@ -52,11 +52,16 @@ bool eventually(const std::function<bool()>& condition) {
   return condition();
 }
 
-Daemon::Daemon(std::shared_ptr<backend::memory::MemoryStore> store, core::Limits limits)
-    : Daemon(std::make_unique<backend::memory::MemoryBackend>(std::move(store)), limits) {}
+std::shared_ptr<backend::keeper::MemoryKeeper> newKeeper() { return std::make_shared<backend::keeper::MemoryKeeper>(); }
 
-Daemon::Daemon(std::unique_ptr<backend::memory::MemoryBackend> backend_in, core::Limits limits)
-    : owned_backend(std::move(backend_in)),
+Daemon::Daemon(std::shared_ptr<backend::keeper::MemoryKeeper> keeper_in, core::Limits limits)
+    : Daemon(keeper_in, std::make_unique<backend::recipes::KeeperBackend>(backend::memory::embeddedOptions(keeper_in)),
+             limits) {}
+
+Daemon::Daemon(std::shared_ptr<backend::keeper::MemoryKeeper> keeper_in, std::unique_ptr<backend::Backend> backend_in,
+               core::Limits limits)
+    : keeper(std::move(keeper_in)),
+      owned_backend(std::move(backend_in)),
       backend(*owned_backend),
       core(core::CoreOptions{core::randomHex(32), limits, nullptr}, backend) {
   core.start();
@@ -66,6 +71,18 @@ Daemon::Daemon(std::unique_ptr<backend::memory::MemoryBackend> backend_in, core:
 Daemon::~Daemon() {
   core.shutdown("test over", absl::Seconds(2));
   backend.stop();
+}
+
+int64_t Daemon::keeperSession() const { return std::stoll(backend.info().session, nullptr, 16); }
+
+void Daemon::suspend() { keeper->disconnect(keeperSession()); }
+
+void Daemon::reconnect() { keeper->reconnect(keeperSession()); }
+
+void Daemon::expire() {
+  const int64_t session = keeperSession();
+  keeper->expire(session);
+  keeper->reconnect(session);
 }
 
 void Daemon::waitLink(backend::LinkState state) {

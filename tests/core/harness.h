@@ -7,7 +7,7 @@
 #include <mutex>
 #include <vector>
 
-#include "backend/memory/memory_backend.h"
+#include "backend/memory/embedded.h"
 #include "core/core.h"
 
 namespace coordd::testing {
@@ -58,12 +58,24 @@ class RecordingSink : public core::EventSink {
   bool closed_ = false;
 };
 
-// One daemon: a core on its own coordinator session of a shared store.
+// The shared ensemble of the daemons of a test.
+std::shared_ptr<backend::keeper::MemoryKeeper> newKeeper();
+
+// One daemon: a core on its own coordinator session of a shared keeper.
 struct Daemon {
-  explicit Daemon(std::shared_ptr<backend::memory::MemoryStore> store, core::Limits limits = {});
-  // On `backend`, a MemoryBackend or a test's variant of it.
-  explicit Daemon(std::unique_ptr<backend::memory::MemoryBackend> backend, core::Limits limits = {});
+  explicit Daemon(std::shared_ptr<backend::keeper::MemoryKeeper> keeper, core::Limits limits = {});
+  // On `backend`, the recipes on `keeper` or a test's variant of them.
+  Daemon(std::shared_ptr<backend::keeper::MemoryKeeper> keeper, std::unique_ptr<backend::Backend> backend,
+         core::Limits limits = {});
   ~Daemon();
+
+  // Faults of this daemon's coordinator session, as the keeper makes them:
+  // contact lost (SUSPENDED), regained (RECONNECTED), and the session
+  // expired while away, then contact regained (EXPIRED, then a new session).
+  void suspend();
+  void reconnect();
+  void expire();
+  int64_t keeperSession() const;
 
   // A session with a recording KeepAlive stream.
   struct Client {
@@ -88,8 +100,9 @@ struct Daemon {
   // polling of daemonStatus).
   void waitLink(backend::LinkState state);
 
-  std::unique_ptr<backend::memory::MemoryBackend> owned_backend;
-  backend::memory::MemoryBackend& backend;
+  std::shared_ptr<backend::keeper::MemoryKeeper> keeper;
+  std::unique_ptr<backend::Backend> owned_backend;
+  backend::Backend& backend;
   core::Core core;
 };
 

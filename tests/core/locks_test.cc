@@ -8,12 +8,10 @@ using namespace coordd;
 using namespace coordd::testing;
 using core::LockState;
 
-namespace {
-auto newStore() { return std::make_shared<backend::memory::MemoryStore>(); }
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("tryAcquire excludes other sessions and reports the holder", "[locks]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("alpha");
   auto b = d.open("beta");
 
@@ -38,7 +36,7 @@ TEST_CASE("tryAcquire excludes other sessions and reports the holder", "[locks]"
 }
 
 TEST_CASE("a lock is not re-entrant: the same session gets ALREADY_EXISTS", "[locks]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
   CHECK(absl::IsAlreadyExists(d.tryAcquire(a, "job").status()));
@@ -46,7 +44,7 @@ TEST_CASE("a lock is not re-entrant: the same session gets ALREADY_EXISTS", "[lo
 }
 
 TEST_CASE("fencing tokens strictly increase across successive holders and daemons", "[locks]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open();
@@ -65,7 +63,7 @@ TEST_CASE("fencing tokens strictly increase across successive holders and daemon
 }
 
 TEST_CASE("release frees the lock - releasing what is not held is NOT_FOUND", "[locks]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
@@ -76,7 +74,7 @@ TEST_CASE("release frees the lock - releasing what is not held is NOT_FOUND", "[
 }
 
 TEST_CASE("blocking waiters get the lock in FIFO order", "[locks]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto holder = d1.open("holder");
@@ -112,7 +110,7 @@ TEST_CASE("blocking waiters get the lock in FIFO order", "[locks]") {
 }
 
 TEST_CASE("a timed-out acquire leaves no waiter behind", "[locks]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "slow")->acquired);
@@ -132,7 +130,7 @@ TEST_CASE("a timed-out acquire leaves no waiter behind", "[locks]") {
 }
 
 TEST_CASE("a cancelled acquire answers DEADLINE_EXCEEDED and leaves no waiter", "[locks]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "c")->acquired);
@@ -149,11 +147,11 @@ TEST_CASE("a cancelled acquire answers DEADLINE_EXCEEDED and leaves no waiter", 
 }
 
 TEST_CASE("suspend makes a held lock SUSPENDED - reconnect RESTORES it", "[locks][link]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   auto token = d.tryAcquire(a, "job")->token;
 
-  d.backend.suspend();
+  d.suspend();
   REQUIRE(a.events->waitLinkSuspended());
   auto suspended = d.core.check(a.id, "job");
   CHECK(suspended->state == LockState::kSuspended);
@@ -161,7 +159,7 @@ TEST_CASE("suspend makes a held lock SUSPENDED - reconnect RESTORES it", "[locks
   // New work is refused while the link is in doubt.
   CHECK(absl::IsUnavailable(d.tryAcquire(a, "other").status()));
 
-  d.backend.reconnect();
+  d.reconnect();
   REQUIRE(a.events->waitLock("job", LockState::kRestored));
   auto check = d.core.check(a.id, "job");
   CHECK(check->state == LockState::kHeld);
@@ -169,21 +167,21 @@ TEST_CASE("suspend makes a held lock SUSPENDED - reconnect RESTORES it", "[locks
 }
 
 TEST_CASE("a lock force-released while suspended is LOST on reconnect", "[locks][link]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open();
   REQUIRE(d1.tryAcquire(a, "job")->acquired);
-  d1.backend.suspend();
+  d1.suspend();
   REQUIRE(a.events->waitLinkSuspended());
   REQUIRE(await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); }).ok());
-  d1.backend.reconnect();
+  d1.reconnect();
   REQUIRE(a.events->waitLock("job", LockState::kLost));
   CHECK(d1.core.check(a.id, "job")->state == LockState::kNotHeld);
 }
 
 TEST_CASE("an admin force release makes the holder's lock LOST at once", "[locks]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open();
@@ -194,14 +192,14 @@ TEST_CASE("an admin force release makes the holder's lock LOST at once", "[locks
   CHECK(previous->token == token);
   auto lost = a.events->waitLock("job", LockState::kLost);
   REQUIRE(lost);
-  CHECK(lost->reason == "released by an admin");
+  CHECK(lost->reason == "lock node deleted in the embedded coordinator");
   auto next = d2.tryAcquire(b, "job");
   REQUIRE(next->acquired);
   CHECK(next->token > token);
 }
 
 TEST_CASE("expiry makes every lock LOST and frees it for others", "[locks][link]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open();
@@ -209,9 +207,9 @@ TEST_CASE("expiry makes every lock LOST and frees it for others", "[locks][link]
   auto token = d1.tryAcquire(a, "job")->token;
   REQUIRE_FALSE(d2.tryAcquire(b, "job")->acquired);
 
-  d1.backend.suspend();
+  d1.suspend();
   REQUIRE(a.events->waitLinkSuspended());
-  d1.backend.expire();
+  d1.expire();
   auto lost = a.events->waitLock("job", LockState::kLost);
   REQUIRE(lost);
   CHECK(lost->reason == "coordinator session expired");
@@ -226,7 +224,7 @@ TEST_CASE("expiry makes every lock LOST and frees it for others", "[locks][link]
 }
 
 TEST_CASE("a waiter whose coordinator session expires gets UNAVAILABLE / not the lock", "[locks][link]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto holder = d2.open();
@@ -234,7 +232,7 @@ TEST_CASE("a waiter whose coordinator session expires gets UNAVAILABLE / not the
   REQUIRE(d2.tryAcquire(holder, "job")->acquired);
   auto reply = d1.acquireAsync(waiter, "job", 5000ms);
   REQUIRE(eventually([&] { return d1.core.daemonStatus().lock_waiters == 1; }));
-  d1.backend.expire();
+  d1.expire();
   REQUIRE(reply.wait_for(2s) == std::future_status::ready);
   CHECK(absl::IsUnavailable(reply.get().status()));
   REQUIRE(d2.release(holder, "job").ok());
@@ -243,7 +241,7 @@ TEST_CASE("a waiter whose coordinator session expires gets UNAVAILABLE / not the
 }
 
 TEST_CASE("concurrent tryAcquire of one name by one session - one wins and the other is ALREADY_EXISTS", "[locks]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   std::promise<absl::StatusOr<core::TryAcquireResult>> first, second;
   d.core.tryAcquire(a.id, "job", [&](auto r) { first.set_value(r); });
@@ -256,13 +254,13 @@ TEST_CASE("concurrent tryAcquire of one name by one session - one wins and the o
 }
 
 TEST_CASE("acquires racing an expiry never leave a lock held by nobody", "[locks][link]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon d1(store);
   Daemon d2(store);
   auto a = d1.open();
   auto b = d2.open();
   for (int i = 0; i < 20; ++i) {
-    d1.backend.expire();
+    d1.expire();
     auto r = d1.tryAcquire(a, "race");
     d1.waitLink(backend::LinkState::kConnected);
     if (r.ok() && r->acquired) {
@@ -283,9 +281,10 @@ namespace {
 
 // A coordinator that refuses every delete for good, as ZooKeeper does with
 // ZNOAUTH for a node whose ACL changed under us.
-class DeleteRefused : public backend::memory::MemoryBackend {
+class DeleteRefused : public backend::recipes::KeeperBackend {
  public:
-  using MemoryBackend::MemoryBackend;
+  explicit DeleteRefused(const std::shared_ptr<backend::keeper::MemoryKeeper>& keeper)
+      : KeeperBackend(backend::memory::embeddedOptions(keeper)) {}
   void unlock(const std::string& name, int64_t, backend::Done done) override {
     ++attempts;
     // Answered later, on a thread of its own, as every backend answers.
@@ -300,9 +299,10 @@ class DeleteRefused : public backend::memory::MemoryBackend {
 }  // namespace
 
 TEST_CASE("a delete the coordinator refuses for good is not retried for ever", "[locks]") {
-  auto refusing = std::make_unique<DeleteRefused>(newStore());
+  auto keeper = newKeeper();
+  auto refusing = std::make_unique<DeleteRefused>(keeper);
   DeleteRefused& backend = *refusing;
-  Daemon d(std::move(refusing));
+  Daemon d(keeper, std::move(refusing));
   auto a = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
   REQUIRE(d.release(a, "job").ok());  // the session's record goes; the delete is refused
@@ -313,11 +313,11 @@ TEST_CASE("a delete the coordinator refuses for good is not retried for ever", "
 }
 
 TEST_CASE("a link suspension is one message per session, however many holds it has", "[locks][link]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   for (int i = 0; i < 1000; ++i) REQUIRE(d.tryAcquire(a, "job-" + std::to_string(i))->acquired);
   REQUIRE(d.campaign(a, "svc")->status == core::CandidateStatus::kPrimary);
-  d.backend.suspend();
+  d.suspend();
   REQUIRE(a.events->waitLinkSuspended());
   // The daemon answers SUSPENDED for every hold...
   CHECK(d.core.check(a.id, "job-0")->state == LockState::kSuspended);
@@ -329,7 +329,7 @@ TEST_CASE("a link suspension is one message per session, however many holds it h
     return (e.kind == core::Event::Kind::kLock && e.lock_state == LockState::kSuspended) ||
            (e.kind == core::Event::Kind::kElection && e.status == core::CandidateStatus::kSuspended);
   }) == 0);
-  d.backend.reconnect();
+  d.reconnect();
   REQUIRE(a.events->waitLock("job-999", LockState::kRestored));
   CHECK(d.core.check(a.id, "job-0")->state == LockState::kHeld);
 }
@@ -338,7 +338,7 @@ TEST_CASE("a blocking acquire cancelled after its grant gives the lock back", "[
   // The caller's cancel (a deadline, a disconnect) races the grant: the
   // grant is committed, its answer is on the way, and only then does the
   // service learn that nobody will read it.
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("gave-up");
   auto b = d.open("holder");
   REQUIRE(d.tryAcquire(b, "job")->acquired);

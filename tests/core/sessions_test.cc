@@ -5,12 +5,10 @@
 using namespace coordd;
 using namespace coordd::testing;
 
-namespace {
-auto newStore() { return std::make_shared<backend::memory::MemoryStore>(); }
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("closing a session releases its locks before the reply", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
@@ -24,7 +22,7 @@ TEST_CASE("closing a session releases its locks before the reply", "[sessions]")
 }
 
 TEST_CASE("a broken KeepAlive stream of a client whose processes are gone frees its locks at once", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto processes = std::make_shared<TestProcesses>();
   auto a = d.open("test", 10s, processes);
   auto b = d.open();
@@ -39,7 +37,7 @@ TEST_CASE("a broken KeepAlive stream of a client whose processes are gone frees 
 }
 
 TEST_CASE("a broken KeepAlive stream of a live client frees nothing until its processes exit", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto processes = std::make_shared<TestProcesses>();
   auto a = d.open("test", 10s, processes);
   auto b = d.open();
@@ -56,7 +54,7 @@ TEST_CASE("a broken KeepAlive stream of a live client frees nothing until its pr
 }
 
 TEST_CASE("a broken KeepAlive stream of a client the daemon cannot watch frees its locks after the ttl", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("tcp-peer", 1000ms);
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
@@ -68,7 +66,7 @@ TEST_CASE("a broken KeepAlive stream of a client the daemon cannot watch frees i
 }
 
 TEST_CASE("a session without pings ends after its ttl", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("hung", 1000ms);
   auto b = d.open();
   REQUIRE(d.tryAcquire(a, "job")->acquired);
@@ -79,7 +77,7 @@ TEST_CASE("a session without pings ends after its ttl", "[sessions]") {
 }
 
 TEST_CASE("pings keep a session alive past its ttl", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("alive", 1000ms);
   for (int i = 0; i < 8; ++i) {
     std::this_thread::sleep_for(200ms);
@@ -89,7 +87,7 @@ TEST_CASE("pings keep a session alive past its ttl", "[sessions]") {
 }
 
 TEST_CASE("the daemon sends heartbeats at least every W/3", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("hb", 1200ms);
   // The first heartbeat comes when the stream binds; then one every 400 ms.
   for (int i = 0; i < 3; ++i) {
@@ -105,7 +103,7 @@ TEST_CASE(
     "every ping is answered at once with a heartbeat echoing it with the lease and its margin - none while "
     "suspended",
     "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("leased", 3000ms);
   auto echo = [&](uint64_t ping_id) {
     return a.events->waitFor(
@@ -121,7 +119,7 @@ TEST_CASE(
   CHECK(heartbeat->lease == 2000ms);
   CHECK(heartbeat->margin == 1000ms);
 
-  d.backend.suspend();
+  d.suspend();
   d.waitLink(backend::LinkState::kSuspended);
   std::this_thread::sleep_for(10ms);
   REQUIRE(d.core.ping(a.id, 8).ok());
@@ -133,7 +131,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a flood of pings is answered at most every 5 ms - the periodic heartbeat echoes the latest", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("flood", 1200ms);
   for (uint64_t id = 1; id <= 1000; ++id) REQUIRE(d.core.ping(a.id, id).ok());
   // The periodic heartbeat (every W/3 = 400 ms) carries the last ping.
@@ -144,7 +142,7 @@ TEST_CASE("a flood of pings is answered at most every 5 ms - the periodic heartb
 }
 
 TEST_CASE("one KeepAlive stream per session", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open();
   CHECK(absl::IsAlreadyExists(d.core.attachStream(a.id, std::make_shared<RecordingSink>())));
   CHECK(absl::IsNotFound(d.core.attachStream("0123456789abcdef", std::make_shared<RecordingSink>())));
@@ -154,7 +152,7 @@ TEST_CASE("session and hold limits answer RESOURCE_EXHAUSTED and change nothing"
   core::Limits limits;
   limits.max_sessions = 2;
   limits.max_holds_per_session = 2;
-  Daemon d(newStore(), limits);
+  Daemon d(newKeeper(), limits);
   auto a = d.open();
   d.open();
   auto third = d.core.openSession("third", 0ms, {});
@@ -171,7 +169,7 @@ TEST_CASE("session and hold limits answer RESOURCE_EXHAUSTED and change nothing"
 }
 
 TEST_CASE("shutdown ends every session and releases everything in the coordinator", "[sessions]") {
-  auto store = newStore();
+  auto store = newKeeper();
   Daemon other(store);
   auto watcher = other.open();
   std::optional<Daemon::Client> a;
@@ -193,7 +191,7 @@ TEST_CASE("shutdown ends every session and releases everything in the coordinato
 }
 
 TEST_CASE("owner records show only the public part of a session id - it cannot act for the session", "[sessions]") {
-  Daemon d(newStore());
+  Daemon d(newKeeper());
   auto a = d.open("victim");
   auto b = d.open("other");
   REQUIRE(d.tryAcquire(a, "job")->acquired);
@@ -211,7 +209,7 @@ TEST_CASE("owner records show only the public part of a session id - it cannot a
 TEST_CASE("observer streams are limited", "[sessions][limits]") {
   core::Limits limits;
   limits.max_observers = 1;
-  Daemon d(newStore(), limits);
+  Daemon d(newKeeper(), limits);
   struct Quiet : core::LeaderObserver {
     void onLeader(const std::optional<backend::Candidate>&) override {}
     void onClosed(const std::string&) override {}

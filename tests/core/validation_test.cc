@@ -27,7 +27,7 @@ TEST_CASE("names: 1 to 512 bytes of UTF-8 without control characters", "[validat
 }
 
 TEST_CASE("bad input is refused with the field named / and changes nothing", "[validation]") {
-  Daemon d(std::make_shared<backend::memory::MemoryStore>());
+  Daemon d(newKeeper());
   auto a = d.open();
   CHECK(names(d.tryAcquire(a, "").status(), "name"));
   CHECK(names(d.acquire(a, "job", 0ms).status(), "timeout_ms"));

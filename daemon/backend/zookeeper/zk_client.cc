@@ -21,56 +21,77 @@ struct ZkClient::WatchEntry {
 
 namespace {
 
+using keeper::Code;
+using keeper::Result;
+
+keeper::Stat fromZk(const Stat& stat) {
+  return keeper::Stat{stat.czxid, stat.mzxid, stat.version, stat.ephemeralOwner, stat.numChildren};
+}
+
+int zkFlags(keeper::CreateMode mode) {
+  switch (mode) {
+    case keeper::CreateMode::kPersistent:
+      break;
+    case keeper::CreateMode::kEphemeral:
+      return ZOO_EPHEMERAL;
+    case keeper::CreateMode::kEphemeralSequential:
+      return ZOO_EPHEMERAL_SEQUENTIAL;
+    case keeper::CreateMode::kContainer:
+      return ZOO_CONTAINER;
+  }
+  return 0;
+}
+
 // Hands a result to the call's thread and frees the call.
-void complete(void* context, ZkResult result) {
+void complete(void* context, Result result) {
   std::unique_ptr<ZkClient::Call> call(static_cast<ZkClient::Call*>(context));
   call->latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call->issued).count());
   call->post([done = std::move(call->done), result = std::move(result)] { done(result); });
 }
 
 void onString(int rc, const char* value, const Stat* stat, const void* data) {
-  ZkResult result;
-  result.rc = rc;
+  Result result;
+  result.code = zkCode(rc);
   if (value != nullptr) result.path = value;
-  if (stat != nullptr) result.stat = *stat;
+  if (stat != nullptr) result.stat = fromZk(*stat);
   complete(const_cast<void*>(data), std::move(result));
 }
 
 void onSynced(int rc, const char* value, const void* data) {
-  ZkResult result;
-  result.rc = rc;
+  Result result;
+  result.code = zkCode(rc);
   if (value != nullptr) result.path = value;
   complete(const_cast<void*>(data), std::move(result));
 }
 
 void onData(int rc, const char* value, int len, const Stat* stat, const void* data) {
-  ZkResult result;
-  result.rc = rc;
+  Result result;
+  result.code = zkCode(rc);
   if (value != nullptr && len > 0) result.data.assign(value, static_cast<size_t>(len));
-  if (stat != nullptr) result.stat = *stat;
+  if (stat != nullptr) result.stat = fromZk(*stat);
   complete(const_cast<void*>(data), std::move(result));
 }
 
 void onStat(int rc, const Stat* stat, const void* data) {
-  ZkResult result;
-  result.rc = rc;
-  if (stat != nullptr) result.stat = *stat;
+  Result result;
+  result.code = zkCode(rc);
+  if (stat != nullptr) result.stat = fromZk(*stat);
   complete(const_cast<void*>(data), std::move(result));
 }
 
 void onStrings(int rc, const String_vector* strings, const Stat* stat, const void* data) {
-  ZkResult result;
-  result.rc = rc;
+  Result result;
+  result.code = zkCode(rc);
   if (strings != nullptr) {
     for (int32_t i = 0; i < strings->count; ++i) result.children.emplace_back(strings->data[i]);
   }
-  if (stat != nullptr) result.stat = *stat;
+  if (stat != nullptr) result.stat = fromZk(*stat);
   complete(const_cast<void*>(data), std::move(result));
 }
 
 void onVoid(int rc, const void* data) {
-  ZkResult result;
-  result.rc = rc;
+  Result result;
+  result.code = zkCode(rc);
   complete(const_cast<void*>(data), std::move(result));
 }
 
@@ -110,7 +131,7 @@ absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const Options& optio
     // session with ZOO_AUTH_FAILED_STATE.
     int rc = zoo_add_auth(client->zh_, "digest", options.digest.data(), static_cast<int>(options.digest.size()),
                           nullptr, nullptr);
-    if (rc != ZOK) return zkStatus(rc, "zookeeper: digest credentials");
+    if (rc != ZOK) return keeper::toStatus(zkCode(rc), "zookeeper: digest credentials");
   }
   return client;
 }
@@ -121,8 +142,20 @@ ZkClient::~ZkClient() {
 
 void ZkClient::onSession(zhandle_t*, int type, int state, const char*, void* context) {
   if (type != ZOO_SESSION_EVENT) return;
+  keeper::SessionState session;
+  if (state == ZOO_CONNECTED_STATE) {
+    session = keeper::SessionState::kConnected;
+  } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
+    session = keeper::SessionState::kConnecting;
+  } else if (state == ZOO_EXPIRED_SESSION_STATE) {
+    session = keeper::SessionState::kExpired;
+  } else if (state == ZOO_AUTH_FAILED_STATE) {
+    session = keeper::SessionState::kAuthFailed;
+  } else {
+    return;
+  }
   auto* client = static_cast<ZkClient*>(context);
-  client->post_([on_session = client->on_session_, state] { on_session(state); });
+  client->post_([on_session = client->on_session_, session] { on_session(session); });
 }
 
 void ZkClient::onWatch(zhandle_t*, int type, int, const char*, void* context) {
@@ -138,7 +171,11 @@ void ZkClient::onWatch(zhandle_t*, int type, int, const char*, void* context) {
     owned = std::move(it->second);
     client->watches_.erase(it);
   }
-  client->post_([watch = std::move(owned->watch), type] { watch(type); });
+  keeper::WatchEvent event = keeper::WatchEvent::kChanged;
+  if (type == ZOO_CREATED_EVENT) event = keeper::WatchEvent::kCreated;
+  if (type == ZOO_DELETED_EVENT) event = keeper::WatchEvent::kDeleted;
+  if (type == ZOO_CHILD_EVENT) event = keeper::WatchEvent::kChild;
+  client->post_([watch = std::move(owned->watch), event] { watch(event); });
 }
 
 ZkClient::Call* ZkClient::newCall(metrics::Histogram& latency, Done done) {
@@ -146,8 +183,8 @@ ZkClient::Call* ZkClient::newCall(metrics::Histogram& latency, Done done) {
 }
 
 void ZkClient::failed(Call* call, int rc) {
-  ZkResult result;
-  result.rc = rc;
+  Result result;
+  result.code = zkCode(rc);
   complete(call, std::move(result));
 }
 
@@ -166,9 +203,10 @@ void ZkClient::dropWatch(WatchEntry* entry) {
   watches_.erase(entry);
 }
 
-void ZkClient::create(const std::string& path, const std::string& data, int flags, Done done) {
+void ZkClient::create(const std::string& path, const std::string& data, keeper::CreateMode mode, Done done) {
   Call* call = newCall(create_latency_, std::move(done));
-  int rc = zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, flags, onString, call);
+  int rc =
+      zoo_acreate2(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), acl_, zkFlags(mode), onString, call);
   if (rc != ZOK) failed(call, rc);
 }
 
@@ -198,7 +236,7 @@ void ZkClient::children(const std::string& path, Watch watch, Done done) {
   }
 }
 
-void ZkClient::remove(const std::string& path, int version, Done done) {
+void ZkClient::remove(const std::string& path, int32_t version, Done done) {
   Call* call = newCall(delete_latency_, std::move(done));
   int rc = zoo_adelete(zh_, path.c_str(), version, onVoid, call);
   if (rc != ZOK) failed(call, rc);
@@ -215,41 +253,49 @@ int64_t ZkClient::sessionId() const {
   return id != nullptr ? id->client_id : 0;
 }
 
-int ZkClient::negotiatedTimeoutMs() const { return zoo_recv_timeout(zh_); }
+int64_t ZkClient::negotiatedTimeoutMs() const { return zoo_recv_timeout(zh_); }
 
 std::string ZkClient::server() const {
   const char* server = zoo_get_current_server(zh_);
   return server != nullptr ? server : "";
 }
 
-absl::Status zkStatus(int rc, const std::string& what) {
-  std::string message = absl::StrCat(what, ": ", zerror(rc));
+keeper::Code zkCode(int rc) {
   switch (rc) {
     case ZOK:
-      return absl::OkStatus();
+      return Code::kOk;
     case ZNONODE:
-      return absl::NotFoundError(message);
+      return Code::kNoNode;
     case ZNODEEXISTS:
-      return absl::AlreadyExistsError(message);
+      return Code::kNodeExists;
     case ZCONNECTIONLOSS:
+      return Code::kConnectionLoss;
     case ZOPERATIONTIMEOUT:
+      return Code::kOperationTimeout;
     case ZCLOSING:
+      return Code::kClosing;
     case ZINVALIDSTATE:
-      return absl::UnavailableError(message);
+      return Code::kInvalidState;
     case ZNOAUTH:
+      return Code::kNoAuth;
     case ZAUTHFAILED:
-      return absl::PermissionDeniedError(message);
+      return Code::kAuthFailed;
     case ZSESSIONEXPIRED:
+      return Code::kSessionExpired;
     case ZSESSIONMOVED:
-      return absl::AbortedError(message);
+      return Code::kSessionMoved;
     case ZBADVERSION:
+      return Code::kBadVersion;
     case ZNOTEMPTY:
+      return Code::kNotEmpty;
     case ZNOCHILDRENFOREPHEMERALS:
-      return absl::FailedPreconditionError(message);
+      return Code::kNoChildrenForEphemerals;
     case ZBADARGUMENTS:
-      return absl::InvalidArgumentError(message);
+      return Code::kBadArguments;
+    case ZUNIMPLEMENTED:
+      return Code::kUnimplemented;
     default:
-      return absl::InternalError(message);
+      return Code::kOther;
   }
 }
 

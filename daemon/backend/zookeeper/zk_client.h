@@ -13,36 +13,16 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/keeper/keeper.h"
 #include "metrics/daemon_metrics.h"
 
 namespace coordd::backend::zookeeper {
 
-// What a ZooKeeper call returned.
-struct ZkResult {
-  int rc = ZOK;
-  std::string path;  // create: the node created (sequential suffix included)
-  std::string data;  // get
-  Stat stat{};       // create, get, exists, children
-  std::vector<std::string> children;
-};
-
 // One ZooKeeper session through the C client's asynchronous API.
-//
-// Threading: calls may be made from any thread and never block. Completions
-// and watches come on the C client's completion thread and are handed to
-// `post` at once (never run there), so they run wherever `post` runs them.
-// Every completion runs exactly once: with the server's answer, or with the
-// error code if the call could not be issued, or with ZCLOSING when the
-// session is closed first.
-class ZkClient {
+// Completions and watches come on the C client's completion thread and are
+// handed to `post` at once (never run there).
+class ZkClient : public keeper::Keeper {
  public:
-  using Post = std::function<void(std::function<void()>)>;
-  using Done = std::function<void(const ZkResult&)>;
-  // A one-shot node watch: the event type (ZOO_DELETED_EVENT, ...).
-  using Watch = std::function<void(int type)>;
-  // Session state changes (ZOO_CONNECTED_STATE, ...).
-  using SessionWatch = std::function<void(int state)>;
-
   struct Options {
     std::string hosts;  // "h1:2181,h2:2181", no chroot
     int timeout_ms = 10000;
@@ -54,20 +34,19 @@ class ZkClient {
   // Connects in the background.
   static absl::StatusOr<std::unique_ptr<ZkClient>> connect(const Options& options, Post post, SessionWatch on_session);
   // Closes the session: its ephemeral nodes go at once.
-  ~ZkClient();
+  ~ZkClient() override;
 
-  void create(const std::string& path, const std::string& data, int flags, Done done);
-  void get(const std::string& path, Done done);
-  void exists(const std::string& path, Watch watch, Done done);
-  void children(const std::string& path, Watch watch, Done done);
-  void remove(const std::string& path, int version, Done done);
-  // Flushes the channel between the server and the leader: its answer means
-  // the ensemble's leader saw this session alive after the call was made.
-  void sync(const std::string& path, Done done);
+  void create(const std::string& path, const std::string& data, keeper::CreateMode mode, Done done) override;
+  void get(const std::string& path, Done done) override;
+  void exists(const std::string& path, Watch watch, Done done) override;
+  void children(const std::string& path, Watch watch, Done done) override;
+  void remove(const std::string& path, int32_t version, Done done) override;
+  // Flushes the channel between the server and the leader.
+  void sync(const std::string& path, Done done) override;
 
-  int64_t sessionId() const;
-  int negotiatedTimeoutMs() const;
-  std::string server() const;
+  int64_t sessionId() const override;
+  int64_t negotiatedTimeoutMs() const override;
+  std::string server() const override;
 
   // One call in flight, owned by the C client until it completes.
   struct Call;
@@ -102,7 +81,7 @@ class ZkClient {
   std::map<WatchEntry*, std::unique_ptr<WatchEntry>> watches_ ABSL_GUARDED_BY(mu_);
 };
 
-// The one table from ZooKeeper codes to Status.
-absl::Status zkStatus(int rc, const std::string& what);
+// A ZooKeeper return code as a keeper code.
+keeper::Code zkCode(int rc);
 
 }  // namespace coordd::backend::zookeeper

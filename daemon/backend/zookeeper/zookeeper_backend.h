@@ -1,18 +1,11 @@
 #pragma once
 
-#include <atomic>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <set>
 #include <string>
 
 #include "absl/time/time.h"
 #include "backend/backend.h"
-#include "backend/serial_executor.h"
-#include "backend/zookeeper/layout.h"
-#include "backend/zookeeper/zk_client.h"
+#include "metrics/daemon_metrics.h"
 
 namespace coordd::backend::zookeeper {
 
@@ -32,175 +25,9 @@ struct ZookeeperOptions {
   std::shared_ptr<metrics::DaemonMetrics> metrics = std::make_shared<metrics::DaemonMetrics>();
 };
 
-// The coordinator on a ZooKeeper ensemble, with Replicante's layout.
-//
-// Recipes: a lock is the single ephemeral node /locks/<b>/<sha>, taken by
-// creating it; blocking acquirers queue as ephemeral-sequential waiters, each
-// watching only its predecessor, and the head takes the same lock node, so
-// both kinds exclude each other. An election is ephemeral-sequential
-// candidates; the lowest is primary; each watches only its predecessor.
-// Tokens and terms are the czxid of the node.
-//
-// NOTE: simplifying assumptions.
-// * All state lives on one executor thread: calls are posted to it, and the C
-//   client's completions and watches are handed to it, so nothing here needs
-//   a lock and the completion thread never blocks.
-// * Calls other than verification need the link CONNECTED: while SUSPENDED
-//   they fail UNAVAILABLE at once (the core retries deletes), instead of
-//   queueing inside the C client.
-// * A create whose reply is lost to a connection loss is remembered and,
-//   once reconnected, found by path and session owner and deleted when
-//   nobody claims it; it is never created twice.
-// * ACLs are open (world:anyone) unless creator_acl; the chroot is created
-//   if missing, with the same ACL.
-class ZookeeperBackend : public Backend {
- public:
-  explicit ZookeeperBackend(ZookeeperOptions options);
-  ~ZookeeperBackend() override;
-
-  void start(Listener* listener) override;
-  void stop() override;
-  BackendInfo info() const override;
-  std::chrono::steady_clock::time_point leaseDeadline() const override;
-  std::chrono::steady_clock::time_point holdDeadline() const override;
-
-  void tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) override;
-  void lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) override;
-  void cancelLock(const std::string& name, int64_t waiter_id, Done done) override;
-  void unlock(const std::string& name, int64_t token, Done done) override;
-  void verifyLock(const std::string& name, int64_t token, Callback<bool> done) override;
-
-  void campaign(const std::string& election, const OwnerRecord& owner, const std::string& value,
-                Callback<CampaignResult> done) override;
-  void resign(const std::string& election, int64_t term, Done done) override;
-  void verifyCandidacy(const std::string& election, int64_t term, Callback<std::optional<bool>> done) override;
-  void leader(const std::string& election, Callback<std::optional<Candidate>> done) override;
-  void watchElection(const std::string& election) override;
-  void unwatchElection(const std::string& election) override;
-
-  void listLocks(Callback<std::vector<LockView>> done) override;
-  void lockInfo(const std::string& name, Callback<LockView> done) override;
-  void forceUnlock(const std::string& name, Callback<LockHolder> done) override;
-  void listElections(Callback<std::vector<ElectionView>> done) override;
-  void electionInfo(const std::string& election, Callback<ElectionView> done) override;
-  void stepDown(const std::string& election, Callback<Candidate> done) override;
-  void registerMember(const Member& self) override;
-  void listMembers(Callback<std::vector<Member>> done) override;
-
- private:
-  enum class Link { kConnecting, kConnected, kSuspended };
-  // Each watched thing keeps the id of its latest watch ("round"): a watch
-  // or completion of an older round is ignored, so re-arming (after a
-  // reconnect, say) never multiplies the chains.
-  struct HeldLock {
-    std::string path;
-    int64_t token = 0;
-    int64_t round = 0;
-  };
-  struct Waiter {
-    std::string name;
-    std::string payload;
-    std::string node;  // our sequential node, once created
-    Callback<int64_t> done;
-    int64_t round = 0;
-  };
-  struct Held {
-    std::string election;
-    std::string path;
-    bool primary = false;
-    int64_t round = 0;       // own-node watch
-    int64_t eval_round = 0;  // predecessor watch
-  };
-  struct Watched {
-    int64_t leader_term = -1;  // last published; -1: none yet
-    int64_t round = 0;
-  };
-  using Results = std::vector<ZkResult>;
-
-  // Runs `body` on the executor if the link is up, else answers `done`.
-  template <typename T>
-  void whenConnected(T done, std::function<void()> body);
-  absl::Status usable() const;
-  std::string rootPath() const { return layout_.root().empty() ? "/" : layout_.root(); }
-  absl::Status expired() const;
-
-  void connect();
-  void onSession(int64_t generation, int state);
-  void expire(const std::string& why);
-  void updateInfo();
-  // The lease: a sync probe every sixth of the session timeout; each answer
-  // moves the deadline to when it was sent plus two thirds of the timeout
-  // (the server heard us then, and expires us no sooner than a timeout
-  // later; the last third covers the ensemble relaying that contact). When
-  // the deadline passes with the C client still connected (a hung process or
-  // server), the link is reported SUSPENDED until a probe comes back.
-  void probeLoop(int64_t generation);
-  void probe();
-  void confirmed(SerialExecutor::Clock::time_point sent);
-
-  // Creates `path`, creating missing persistent parents first.
-  void createWithParents(const std::string& path, const std::string& data, int flags, ZkClient::Done done,
-                         int attempt = 0);
-  void ensurePath(const std::string& path, std::function<void(int rc)> done);
-  // Whether this session owns `path` with czxid `token`; the stat comes along.
-  void owned(const std::string& path, int64_t token, std::function<void(int rc, bool owned, const Stat&)> done);
-  void getAll(std::vector<std::string> paths, std::function<void(Results)> done);
-  // Lists <root>/<bucket>/<leaf> paths.
-  void listBucketed(const std::string& root, std::function<void(int rc, std::vector<std::string>)> done);
-  void electionView(const std::string& dir, Callback<ElectionView> done);
-
-  void attemptLock(const std::string& name, const OwnerRecord& owner, int attempt, Callback<TryLockResult> done);
-  void holdLock(const std::string& name, const std::string& path, int64_t token);
-  void evaluateWaiter(int64_t waiter_id);
-  void finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result);
-  void registerCandidate(const std::string& election, const OwnerRecord& owner, const std::string& value, int attempt,
-                         Callback<CampaignResult> done);
-  void evaluateCandidate(int64_t term, Callback<CampaignResult> first);
-  void watchOwnCandidate(int64_t term);
-  void armElectionWatch(const std::string& election);
-  void publishLeader(const std::string& election);
-  void currentLeader(const std::string& election, Callback<std::optional<Candidate>> done);
-  void createMember();
-  void reconcileUncertain();
-  // Deletes a node of ours; if the answer is lost, it is reconciled later.
-  void removeOwn(const std::string& path);
-  void noteIfUncertain(int rc, const std::string& path);
-  // Re-arms every watch after a reconnect.
-  void rearmAll();
-  void campaignCleaner();
-  void scheduleCleaner();
-  void clean();
-
-  const ZookeeperOptions options_;
-  const std::string hosts_;
-  const Layout layout_;
-  Listener* listener_ = nullptr;
-
-  // Executor-thread state.
-  std::unique_ptr<ZkClient> zk_;
-  int64_t generation_ = 0;
-  Link link_ = Link::kConnecting;
-  int64_t suspensions_ = 0;
-  bool stopped_ = false;
-  std::map<std::string, HeldLock> locks_;
-  std::map<int64_t, Waiter> waiters_;
-  std::map<int64_t, Held> candidates_;  // by term
-  std::map<std::string, Watched> watched_;
-  std::set<std::string> uncertain_;  // creates whose reply was lost
-  std::optional<Member> self_;
-  int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
-  int64_t next_round_ = 1;
-  bool opening_ = false;                                // making the chroot of a new session
-  SerialExecutor::Clock::time_point confirmed_sent_{};  // latest probe answered, this session
-  bool lapsed_ = false;                                 // deadline passed while connected
-
-  std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> lease_deadline_ns_{0};  // steady_clock, since its epoch
-  std::atomic<int64_t> hold_deadline_ns_{0};   // the same
-  mutable std::mutex info_mu_;
-  BackendInfo info_;
-
-  SerialExecutor executor_;
-};
+// The coordinator on a ZooKeeper ensemble: the recipes (KeeperBackend) on
+// sessions of the ZooKeeper C client, with open ACLs (world:anyone) unless
+// creator_acl.
+std::unique_ptr<Backend> makeZookeeperBackend(const ZookeeperOptions& options);
 
 }  // namespace coordd::backend::zookeeper

@@ -13,7 +13,7 @@
 
 #include <google/protobuf/stubs/logging.h>
 
-#include "backend/memory/memory_backend.h"
+#include "backend/memory/embedded.h"
 #include "backend/memory/memory_store.h"
 #include "coordd/v1/coordd.pb.h"
 #include "core/core.h"
@@ -32,12 +32,13 @@ class DiscardingSink : public core::EventSink {
 // One daemon for the whole run: built once, like the process it stands for.
 struct Daemon {
   Daemon()
-      : backend(std::make_shared<backend::memory::MemoryStore>()), core({std::string(32, 'a'), {}, nullptr}, backend) {
+      : backend(backend::memory::makeEmbeddedBackend(std::make_shared<metrics::DaemonMetrics>())),
+        core({std::string(32, 'a'), {}, nullptr}, *backend) {
     core.start();
     while (core.daemonStatus().link != backend::LinkState::kConnected) {
     }
   }
-  backend::memory::MemoryBackend backend;
+  std::unique_ptr<backend::Backend> backend;
   core::Core core;
 };
 

@@ -8,7 +8,7 @@
 // Replicante's ZooKeeper layout and payloads (DESIGN.md "ZooKeeper layout"),
 // so that Replicante's own coordinator and coordd exclude each other on the
 // same names and read each other's nodes.
-namespace coordd::backend::zookeeper {
+namespace coordd::backend::recipes {
 
 std::string sha256Hex(const std::string& data);
 
@@ -54,4 +54,4 @@ struct DecodedNode {
 DecodedNode decodeNode(const std::string& data);
 Member decodeMember(const std::string& data);
 
-}  // namespace coordd::backend::zookeeper
+}  // namespace coordd::backend::recipes

@@ -1,4 +1,4 @@
-#include "backend/zookeeper/layout.h"
+#include "backend/recipes/layout.h"
 
 #include <openssl/evp.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace coordd::backend::zookeeper {
+namespace coordd::backend::recipes {
 namespace {
 
 using nlohmann::json;
@@ -139,4 +139,4 @@ Member decodeMember(const std::string& data) {
   return member;
 }
 
-}  // namespace coordd::backend::zookeeper
+}  // namespace coordd::backend::recipes

@@ -1,0 +1,274 @@
+#include "backend/keeper/memory_keeper.h"
+
+#include "absl/strings/str_format.h"
+
+namespace coordd::backend::keeper {
+namespace {
+
+std::string parentOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string baseOf(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+bool validPath(const std::string& path) {
+  if (path.empty() || path[0] != '/') return false;
+  if (path == "/") return true;
+  return path.back() != '/' && path.find("//") == std::string::npos;
+}
+
+Result failure(Code code) {
+  Result result;
+  result.code = code;
+  return result;
+}
+
+}  // namespace
+
+class MemoryKeeper::Session : public Keeper {
+ public:
+  Session(std::shared_ptr<MemoryKeeper> keeper, int64_t id) : keeper_(std::move(keeper)), id_(id) {}
+  ~Session() override { keeper_->closed(id_); }
+
+  void create(const std::string& path, const std::string& data, CreateMode mode, Done done) override {
+    keeper_->call(id_, std::move(done), [&] { return keeper_->create(id_, path, data, mode); });
+  }
+  void get(const std::string& path, Done done) override {
+    keeper_->call(id_, std::move(done), [&] { return keeper_->get(path); });
+  }
+  void exists(const std::string& path, Watch watch, Done done) override {
+    keeper_->call(id_, std::move(done), [&] { return keeper_->exists(id_, path, std::move(watch)); });
+  }
+  void children(const std::string& path, Watch watch, Done done) override {
+    keeper_->call(id_, std::move(done), [&] { return keeper_->children(id_, path, std::move(watch)); });
+  }
+  void remove(const std::string& path, int32_t version, Done done) override {
+    keeper_->call(id_, std::move(done), [&] { return keeper_->remove(path, version); });
+  }
+  void sync(const std::string& path, Done done) override {
+    keeper_->call(id_, std::move(done), [] { return Result{}; });
+  }
+  int64_t sessionId() const override { return id_; }
+  int64_t negotiatedTimeoutMs() const override { return keeper_->session_timeout_ms_; }
+  std::string server() const override { return "in-process"; }
+
+ private:
+  const std::shared_ptr<MemoryKeeper> keeper_;
+  const int64_t id_;
+};
+
+MemoryKeeper::MemoryKeeper(int64_t session_timeout_ms) : session_timeout_ms_(session_timeout_ms) {
+  nodes_["/"] = Node{};
+}
+
+KeeperFactory MemoryKeeper::factory() {
+  return [keeper = shared_from_this()](Keeper::Post post,
+                                       Keeper::SessionWatch on_session) -> absl::StatusOr<std::unique_ptr<Keeper>> {
+    return keeper->open(std::move(post), std::move(on_session));
+  };
+}
+
+std::unique_ptr<Keeper> MemoryKeeper::open(Keeper::Post post, Keeper::SessionWatch on_session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t id = next_session_++;
+  SessionEntry& entry = sessions_[id];
+  entry.post = std::move(post);
+  entry.on_session = std::move(on_session);
+  entry.post([on_session = entry.on_session] { on_session(SessionState::kConnected); });
+  return std::make_unique<Session>(shared_from_this(), id);
+}
+
+void MemoryKeeper::call(int64_t session, Keeper::Done done, const std::function<Result()>& apply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;  // closed: nothing answers
+  SessionEntry& entry = it->second;
+  Result result = entry.expired      ? failure(Code::kSessionExpired)
+                  : !entry.connected ? failure(Code::kConnectionLoss)
+                                     : apply();
+  entry.post([done = std::move(done), result = std::move(result)] { done(result); });
+}
+
+Result MemoryKeeper::create(int64_t session, const std::string& path, const std::string& data, CreateMode mode) {
+  if (!validPath(path) || path == "/") return failure(Code::kBadArguments);
+  auto parent = nodes_.find(parentOf(path));
+  if (parent == nodes_.end()) return failure(Code::kNoNode);
+  if (parent->second.stat.ephemeral_owner != 0) return failure(Code::kNoChildrenForEphemerals);
+  std::string name = path;
+  if (mode == CreateMode::kEphemeralSequential) name += absl::StrFormat("%010d", parent->second.cversion);
+  if (nodes_.count(name) > 0) return failure(Code::kNodeExists);
+  const bool ephemeral = mode == CreateMode::kEphemeral || mode == CreateMode::kEphemeralSequential;
+  Node node;
+  node.data = data;
+  node.stat.czxid = node.stat.mzxid = ++zxid_;
+  node.stat.ephemeral_owner = ephemeral ? session : 0;
+  parent->second.children.insert(baseOf(name));
+  ++parent->second.cversion;
+  parent->second.stat.num_children = static_cast<int32_t>(parent->second.children.size());
+  Result result;
+  result.path = name;
+  result.stat = node.stat;
+  nodes_.emplace(name, std::move(node));
+  if (ephemeral) sessions_[session].ephemerals.insert(name);
+  fire(data_watches_, name, WatchEvent::kCreated);
+  fire(child_watches_, parentOf(name), WatchEvent::kChild);
+  return result;
+}
+
+Result MemoryKeeper::get(const std::string& path) const {
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return failure(Code::kNoNode);
+  Result result;
+  result.data = it->second.data;
+  result.stat = it->second.stat;
+  return result;
+}
+
+Result MemoryKeeper::exists(int64_t session, const std::string& path, Keeper::Watch watch) {
+  if (!validPath(path)) return failure(Code::kBadArguments);
+  // As on ZooKeeper, an exists watch is set on a node that is absent too.
+  if (watch) data_watches_.emplace(path, Watcher{session, std::move(watch)});
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return failure(Code::kNoNode);
+  Result result;
+  result.stat = it->second.stat;
+  return result;
+}
+
+Result MemoryKeeper::children(int64_t session, const std::string& path, Keeper::Watch watch) {
+  if (!validPath(path)) return failure(Code::kBadArguments);
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return failure(Code::kNoNode);
+  if (watch) child_watches_.emplace(path, Watcher{session, std::move(watch)});
+  Result result;
+  result.stat = it->second.stat;
+  result.children.assign(it->second.children.begin(), it->second.children.end());
+  return result;
+}
+
+Result MemoryKeeper::remove(const std::string& path, int32_t version) {
+  if (!validPath(path) || path == "/") return failure(Code::kBadArguments);
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return failure(Code::kNoNode);
+  if (version != -1 && version != it->second.stat.version) return failure(Code::kBadVersion);
+  if (!it->second.children.empty()) return failure(Code::kNotEmpty);
+  removeNode(path);
+  return Result{};
+}
+
+void MemoryKeeper::removeNode(const std::string& path) {
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return;
+  if (int64_t owner = it->second.stat.ephemeral_owner; owner != 0) {
+    if (auto session = sessions_.find(owner); session != sessions_.end()) session->second.ephemerals.erase(path);
+  }
+  nodes_.erase(it);
+  ++zxid_;
+  Node& parent = nodes_[parentOf(path)];
+  parent.children.erase(baseOf(path));
+  ++parent.cversion;
+  parent.stat.num_children = static_cast<int32_t>(parent.children.size());
+  fire(data_watches_, path, WatchEvent::kDeleted);
+  fire(child_watches_, path, WatchEvent::kDeleted);
+  fire(child_watches_, parentOf(path), WatchEvent::kChild);
+}
+
+void MemoryKeeper::fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event) {
+  auto [begin, end] = watches.equal_range(path);
+  std::vector<Watcher> fired;
+  for (auto it = begin; it != end; ++it) fired.push_back(std::move(it->second));
+  watches.erase(begin, end);
+  for (auto& watcher : fired) {
+    auto session = sessions_.find(watcher.session);
+    if (session == sessions_.end() || session->second.expired) continue;
+    deliver(session->second, [watch = std::move(watcher.watch), event] { watch(event); });
+  }
+}
+
+void MemoryKeeper::deliver(SessionEntry& entry, std::function<void()> task) {
+  if (entry.connected) return entry.post(std::move(task));
+  entry.backlog.push_back(std::move(task));
+}
+
+void MemoryKeeper::disconnect(int64_t session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end() || !it->second.connected) return;
+  it->second.connected = false;
+  it->second.post([on_session = it->second.on_session] { on_session(SessionState::kConnecting); });
+}
+
+void MemoryKeeper::reconnect(int64_t session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end() || it->second.connected) return;
+  SessionEntry& entry = it->second;
+  entry.connected = true;
+  if (entry.expired) {
+    entry.post([on_session = entry.on_session] { on_session(SessionState::kExpired); });
+    return;
+  }
+  entry.post([on_session = entry.on_session] { on_session(SessionState::kConnected); });
+  for (auto& task : entry.backlog) entry.post(std::move(task));
+  entry.backlog.clear();
+}
+
+void MemoryKeeper::expire(int64_t session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end() || it->second.expired) return;
+  endSession(session);
+  SessionEntry& entry = sessions_[session];
+  entry.expired = true;
+  entry.backlog.clear();
+  if (entry.connected) entry.post([on_session = entry.on_session] { on_session(SessionState::kExpired); });
+}
+
+void MemoryKeeper::endSession(int64_t session) {
+  // Its watches go first: a session that ends hears nothing of it.
+  for (auto* watches : {&data_watches_, &child_watches_}) {
+    for (auto it = watches->begin(); it != watches->end();) {
+      it = it->second.session == session ? watches->erase(it) : std::next(it);
+    }
+  }
+  const std::set<std::string> ephemerals = sessions_[session].ephemerals;
+  for (const auto& path : ephemerals) removeNode(path);
+}
+
+void MemoryKeeper::closed(int64_t session) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sessions_.count(session) == 0) return;
+  endSession(session);
+  sessions_.erase(session);
+}
+
+bool MemoryKeeper::connected(int64_t session) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  return it != sessions_.end() && it->second.connected && !it->second.expired;
+}
+
+std::vector<int64_t> MemoryKeeper::sessions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int64_t> ids;
+  for (const auto& [id, entry] : sessions_) ids.push_back(id);
+  return ids;
+}
+
+std::optional<Result> MemoryKeeper::peek(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return std::nullopt;
+  Result result = get(path);
+  result.path = path;
+  result.children.assign(it->second.children.begin(), it->second.children.end());
+  return result;
+}
+
+int64_t MemoryKeeper::zxid() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return zxid_;
+}
+
+}  // namespace coordd::backend::keeper

@@ -1,0 +1,104 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "backend/keeper/keeper.h"
+
+namespace coordd::backend::keeper {
+
+// ZooKeeper's data model and session semantics in process memory: the
+// ensemble of the embedded coordinator, of the core's tests and of the
+// simulation.
+//
+// As on ZooKeeper: one zxid counter orders every change (czxid, mzxid);
+// sequential names come from the parent's child-change counter; ephemeral
+// nodes go with their session; watches are one-shot, and a watch fires
+// before the answer of any later request of the watching session. While a
+// session is disconnected its calls fail kConnectionLoss and the watches
+// that fire meanwhile are delivered once it is connected again, after
+// kConnected; an expired session learns of its expiry once connected.
+//
+// NOTE: simplifying assumptions.
+// * A request is applied when it is made, and its answer is queued at once:
+//   nothing of a session is ever in flight. Lost answers, delays and
+//   foreign writes are the fault-injecting decorator's (FaultyKeeper).
+// * Containers are kept like persistent nodes; the cleaner removes them.
+// * No ACLs, quotas or size limits.
+class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
+ public:
+  explicit MemoryKeeper(int64_t session_timeout_ms = 10000);
+
+  // A factory of sessions on this keeper; it keeps the keeper.
+  KeeperFactory factory();
+  std::unique_ptr<Keeper> open(Keeper::Post post, Keeper::SessionWatch on_session);
+
+  // Faults, by session id. disconnect: kConnecting, calls fail until
+  // reconnect. reconnect: kConnected, or kExpired if it expired meanwhile.
+  // expire: its ephemeral nodes go now; it hears kExpired once connected.
+  void disconnect(int64_t session);
+  void reconnect(int64_t session);
+  void expire(int64_t session);
+  bool connected(int64_t session) const;
+  std::vector<int64_t> sessions() const;
+
+  // The node at `path` (for checkers); nullopt when absent.
+  std::optional<Result> peek(const std::string& path) const;
+  int64_t zxid() const;
+
+ private:
+  class Session;
+  struct Node {
+    std::string data;
+    Stat stat;
+    int32_t cversion = 0;  // child changes: the next sequence number
+    std::set<std::string> children;
+  };
+  struct Watcher {
+    int64_t session = 0;
+    Keeper::Watch watch;
+  };
+  struct SessionEntry {
+    Keeper::Post post;
+    Keeper::SessionWatch on_session;
+    bool connected = true;
+    bool expired = false;
+    std::set<std::string> ephemerals;
+    std::vector<std::function<void()>> backlog;  // watches fired while disconnected
+  };
+
+  // Runs a request of `session`: its answer goes to the session.
+  void call(int64_t session, Keeper::Done done, const std::function<Result()>& apply);
+  Result create(int64_t session, const std::string& path, const std::string& data, CreateMode mode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result get(const std::string& path) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result exists(int64_t session, const std::string& path, Keeper::Watch watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result children(int64_t session, const std::string& path, Keeper::Watch watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result remove(const std::string& path, int32_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void removeNode(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `task` to the session now, or once it is connected again.
+  void deliver(SessionEntry& entry, std::function<void()> task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void endSession(int64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void closed(int64_t session);
+
+  const int64_t session_timeout_ms_;
+  mutable std::mutex mu_;
+  int64_t zxid_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_session_ ABSL_GUARDED_BY(mu_) = 0x1000;
+  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, SessionEntry> sessions_ ABSL_GUARDED_BY(mu_);
+  std::multimap<std::string, Watcher> data_watches_ ABSL_GUARDED_BY(mu_);   // exists, get
+  std::multimap<std::string, Watcher> child_watches_ ABSL_GUARDED_BY(mu_);  // children
+};
+
+}  // namespace coordd::backend::keeper
