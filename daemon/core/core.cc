@@ -142,9 +142,17 @@ backend::OwnerRecord Core::ownerOf(const Session& session) const {
 }
 
 void Core::send(Session& session, Event event) {
-  if (!session.sink) return;
-  session.sink->send(event);
-  session.last_sent = now();
+  if (session.sink) {
+    session.sink->send(event);
+    session.last_sent = now();
+    return;
+  }
+  // No stream: what became of each hold waits for the next one, the latest
+  // per hold, so that a client that comes back learns of a LOST before any
+  // lease the new stream brings.
+  if (event.kind != Event::Kind::kLock && event.kind != Event::Kind::kElection) return;
+  const std::string key = absl::StrCat(event.kind == Event::Kind::kLock ? "lock/" : "election/", event.name);
+  session.missed[key] = std::move(event);
 }
 
 void Core::sendLock(Session& session, const std::string& name, LockState state, int64_t token,
@@ -207,6 +215,8 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   awaiting_exit_.erase(session_id);  // a client that lives on has come back
   s.last_ping = now();
   s.last_ping_id = ping_id;
+  for (auto& [key, event] : s.missed) send(s, std::move(event));
+  s.missed.clear();
   send(s, heartbeat(s));
   return absl::OkStatus();
 }

@@ -353,3 +353,25 @@ TEST_CASE("a blocking acquire cancelled after its grant gives the lock back", "[
   REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
   CHECK(d.core.check(a.id, "job")->state == LockState::kNotHeld);
 }
+
+TEST_CASE("a LOST while the client's stream is broken comes first on its next stream", "[locks]") {
+  // The stream broke (a one-sided TCP failure, a dropped slow reader) and
+  // the client lives on; meanwhile an admin frees its lock. A client that
+  // reattaches must learn of the loss before a new lease, or it would act
+  // on a lock that another holds.
+  auto keeper = newKeeper();
+  Daemon d1(keeper);
+  Daemon d2(keeper);
+  auto a = d1.open("holder");
+  REQUIRE(d1.tryAcquire(a, "job")->acquired);
+  d1.core.detachStream(a.id, a.events.get());
+  REQUIRE(await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); }).ok());
+  REQUIRE(eventually([&] { return d1.core.check(a.id, "job")->state == LockState::kNotHeld; }));
+  auto again = std::make_shared<RecordingSink>();
+  REQUIRE(d1.core.attachStream(a.id, again, 7).ok());
+  auto first = again->waitFor([](const core::Event&) { return true; });
+  REQUIRE(first);
+  CHECK(first->kind == core::Event::Kind::kLock);
+  CHECK(first->name == "job");
+  CHECK(first->lock_state == LockState::kLost);
+}

@@ -202,7 +202,7 @@ void MemoryKeeper::disconnect(int64_t session) {
 void MemoryKeeper::reconnect(int64_t session) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(session);
-  if (it == sessions_.end() || it->second.connected) return;
+  if (it == sessions_.end() || it->second.connected || it->second.abandoned) return;
   SessionEntry& entry = it->second;
   entry.connected = true;
   if (entry.expired) {
@@ -219,7 +219,11 @@ void MemoryKeeper::expire(int64_t session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end() || it->second.expired) return;
   endSession(session);
-  SessionEntry& entry = sessions_[session];
+  if (it->second.abandoned) {
+    sessions_.erase(it);
+    return;
+  }
+  SessionEntry& entry = it->second;
   entry.expired = true;
   entry.backlog.clear();
   if (entry.connected) entry.post([on_session = entry.on_session] { on_session(SessionState::kExpired); });
@@ -238,9 +242,24 @@ void MemoryKeeper::endSession(int64_t session) {
 
 void MemoryKeeper::closed(int64_t session) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (sessions_.count(session) == 0) return;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  if (!it->second.connected && !it->second.expired) {
+    // A close that cannot reach the server: the session stays, with its
+    // nodes, until it expires.
+    it->second.abandoned = true;
+    it->second.post = [](std::function<void()>) {};
+    it->second.backlog.clear();
+    return;
+  }
   endSession(session);
-  sessions_.erase(session);
+  sessions_.erase(it);
+}
+
+bool MemoryKeeper::abandoned(int64_t session) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(session);
+  return it != sessions_.end() && it->second.abandoned;
 }
 
 bool MemoryKeeper::connected(int64_t session) const {

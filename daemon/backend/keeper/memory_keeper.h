@@ -25,7 +25,8 @@ namespace coordd::backend::keeper {
 // before the answer of any later request of the watching session. While a
 // session is disconnected its calls fail kConnectionLoss and the watches
 // that fire meanwhile are delivered once it is connected again, after
-// kConnected; an expired session learns of its expiry once connected.
+// kConnected; an expired session learns of its expiry once connected. A
+// session closed while disconnected keeps its nodes until it expires.
 //
 // NOTE: simplifying assumptions.
 // * A request is applied when it is made, and its answer is queued at once:
@@ -48,6 +49,8 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   void reconnect(int64_t session);
   void expire(int64_t session);
   bool connected(int64_t session) const;
+  // Closed by its client while disconnected: it lasts until expire().
+  bool abandoned(int64_t session) const;
   std::vector<int64_t> sessions() const;
 
   // The node at `path` (for checkers); nullopt when absent.
@@ -71,6 +74,7 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
     Keeper::SessionWatch on_session;
     bool connected = true;
     bool expired = false;
+    bool abandoned = false;
     std::set<std::string> ephemerals;
     std::vector<std::function<void()>> backlog;  // watches fired while disconnected
   };

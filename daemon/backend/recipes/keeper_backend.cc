@@ -526,8 +526,13 @@ void KeeperBackend::cancelLock(const std::string& name, int64_t waiter_id, Done 
     waiters_.erase(it);
     waiter.done(absl::CancelledError("wait cancelled"));
     if (waiter.node.empty()) return done(absl::OkStatus());  // its create's completion removes it
-    zk_->remove(waiter.node, -1, [node = waiter.node, done](const Result& r) {
-      done(r.code == Code::kOk || r.code == Code::kNoNode ? absl::OkStatus() : toStatus(r.code, "waiter " + node));
+    // The waiter is forgotten already: if this delete's answer is lost, the
+    // node is reconciled once reconnected (nobody claims it), never left to
+    // block the queue behind it on every daemon.
+    const int64_t generation = generation_;
+    zk_->remove(waiter.node, -1, [this, node = waiter.node, done, generation](const Result& r) {
+      if (generation == generation_ && r.code != Code::kOk && r.code != Code::kNoNode) uncertain_.insert(node);
+      done(absl::OkStatus());
     });
   });
 }
@@ -1073,7 +1078,9 @@ void KeeperBackend::reconcileUncertain() {
       noteIfUncertain(r.code, path);  // lost again: next reconnect
       if (r.code == Code::kOk && r.stat.ephemeral_owner == zk_->sessionId() && !claimed(path)) {
         spdlog::info("{}: deleting orphan node {} of this session", options_.kind, path);
-        zk_->remove(path, r.stat.version, [this](const Result& removed) {
+        zk_->remove(path, r.stat.version, [this, path, generation](const Result& removed) {
+          if (generation != generation_) return;
+          noteIfUncertain(removed.code, path);  // lost: the next reconnect tries again
           if (removed.code == Code::kOk) options_.metrics->reconciler_deletions.inc();
         });
       }
