@@ -8,7 +8,7 @@ using backend::keeper::Code;
 using backend::keeper::Result;
 
 FaultyKeeper::FaultyKeeper(std::unique_ptr<Keeper> inner, Post post, World& world, const double& loss,
-                           std::function<void(int64_t)> drop, FaultCounts& counts,
+                           std::function<void(int64_t)> drop, FaultCounts& counts, std::function<void()> on_call,
                            std::function<void(const std::string&)> trace)
     : inner_(std::move(inner)),
       post_(std::move(post)),
@@ -16,9 +16,11 @@ FaultyKeeper::FaultyKeeper(std::unique_ptr<Keeper> inner, Post post, World& worl
       loss_(loss),
       drop_(std::move(drop)),
       counts_(counts),
+      on_call_(std::move(on_call)),
       trace_(std::move(trace)) {}
 
 void FaultyKeeper::call(Done done, Watch* watch, const std::function<void(Done)>& issue) {
+  on_call_();
   if (!world_.chance(loss_)) return issue(std::move(done));
   if (watch != nullptr) *watch = nullptr;
   Result lost;

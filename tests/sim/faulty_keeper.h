@@ -21,9 +21,10 @@ using FaultCounts = std::map<std::string, int64_t>;
 class FaultyKeeper : public backend::keeper::Keeper {
  public:
   // `loss`: the share of answers lost, read at each call.
-  // `trace`, if set, hears of every create and delete and its answer.
+  // `on_call` hears of every call; `trace`, if set, of every create and
+  // delete and its answer.
   FaultyKeeper(std::unique_ptr<Keeper> inner, Post post, World& world, const double& loss,
-               std::function<void(int64_t session)> drop, FaultCounts& counts,
+               std::function<void(int64_t session)> drop, FaultCounts& counts, std::function<void()> on_call,
                std::function<void(const std::string&)> trace);
 
   void create(const std::string& path, const std::string& data, backend::keeper::CreateMode mode, Done done) override;
@@ -47,6 +48,7 @@ class FaultyKeeper : public backend::keeper::Keeper {
   const double& loss_;
   const std::function<void(int64_t)> drop_;
   FaultCounts& counts_;
+  const std::function<void()> on_call_;
   const std::function<void(const std::string&)> trace_;
 };
 

@@ -18,7 +18,7 @@ ensemble, 6 clients, faults for --chaos-ms (default 8000) of simulated time
 (lost answers before and after the request applied, connection losses and
 flaps, session expiries, frozen daemons and clients, broken streams,
 cancelled acquires, admin force releases and step-downs), then a quiet
-period and the liveness checks. The invariants (I1-I3, L1-L3) are checked
+period and the liveness checks. The invariants (I1-I3, L1-L4) are checked
 after every step; a seed stops at its first violation and prints the steps
 that led to it. Replay one seed alone with --first-seed S --seeds 1: its trace
 then has every create and delete in the ensemble too.

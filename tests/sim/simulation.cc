@@ -16,6 +16,9 @@ using core::Event;
 using core::LockState;
 
 constexpr int64_t kSessionTimeoutMs = 3000;  // T, the keeper's
+// L4: more keeper calls than this in one simulated second is a flood (a few
+// hundred is what two clients' work makes).
+constexpr int64_t kMaxCallsPerSecond = 3000;
 const std::vector<std::string> kLocks = {"job-a", "job-b", "job-c"};
 const std::vector<std::string> kElections = {"svc-a", "svc-b"};
 
@@ -32,6 +35,8 @@ struct SimDaemon {
   Strand core_strand;     // the sweeper
   Strand server_strand;   // the gRPC threads: every call of a client or an admin
   int64_t keeper_session = 0;
+  int64_t call_second = 0;  // L4: keeper calls in the current simulated second
+  int64_t calls = 0;
   std::unique_ptr<backend::recipes::KeeperBackend> backend;
   std::unique_ptr<core::Core> core;
 };
@@ -101,6 +106,7 @@ class Simulation {
   void check();
 
   void startDaemon(int index);
+  void countCall(SimDaemon& d);
   void dropConnection(int64_t session, Clock::time_point until);
   void injectFault();
   void freezeDaemon(SimDaemon& d, std::chrono::milliseconds how_long);
@@ -195,6 +201,18 @@ void Simulation::check() {
 
 // --- Daemons and their faults -------------------------------------------
 
+void Simulation::countCall(SimDaemon& d) {
+  const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(world_.now().time_since_epoch()).count();
+  if (second != d.call_second) {
+    d.call_second = second;
+    d.calls = 0;
+  }
+  if (++d.calls == kMaxCallsPerSecond + 1) {
+    violate(absl::StrFormat("L4: daemon %d made more than %d keeper calls in one simulated second", d.index,
+                            kMaxCallsPerSecond));
+  }
+}
+
 void Simulation::startDaemon(int index) {
   auto d = std::make_unique<SimDaemon>(world_);
   d->index = index;
@@ -216,7 +234,7 @@ void Simulation::startDaemon(int index) {
         [this](int64_t session) {
           if (chaos_) dropConnection(session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 2000)));
         },
-        result_.faults,
+        result_.faults, [this, raw] { countCall(*raw); },
         options_.trace_keeper ? std::function<void(const std::string&)>([this](const std::string& what) { note(what); })
                               : nullptr);
   };
@@ -362,11 +380,18 @@ void Simulation::injectFault() {
       });
       break;
     }
-    case 7:
-      // Two reconnects within one round trip.
+    case 7: {
+      // Two reconnects within one round trip of the verification that the
+      // first one starts.
       ++result_.faults["connection flaps"];
-      dropConnection(d.keeper_session, world_.now() + std::chrono::microseconds(world_.uniform(1, 2000)));
+      const int64_t session = d.keeper_session;
+      const auto back = world_.now() + std::chrono::microseconds(world_.uniform(1, 500));
+      dropConnection(session, back);
+      world_.at(back + std::chrono::microseconds(world_.uniform(1, 700)), [this, session] {
+        if (chaos_) dropConnection(session, world_.now() + std::chrono::microseconds(world_.uniform(1, 500)));
+      });
       break;
+    }
   }
 }
 

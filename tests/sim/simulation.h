@@ -44,7 +44,8 @@ struct SeedResult {
 // I3  no two clients believed they were primary of one election;
 // L1  once the faults stop, every daemon is connected and serving;
 // L2  then every lock can be taken by a new blocking acquire;
-// L3  then every election with candidates has a primary.
+// L3  then every election with candidates has a primary;
+// L4  no daemon floods the keeper (more than 3000 calls in a simulated second).
 SeedResult runSeed(uint64_t seed, const SimOptions& options);
 
 }  // namespace coordd::sim

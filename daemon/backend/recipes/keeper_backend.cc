@@ -81,6 +81,11 @@ void KeeperBackend::stop() {
     auto waiters = std::move(waiters_);
     waiters_.clear();
     for (auto& [id, waiter] : waiters) waiter.done(absl::UnavailableError("daemon shutting down"));
+    for (auto& [term, held] : candidates_) {
+      auto callers = std::move(held.awaiting);
+      held.awaiting.clear();
+      for (auto& caller : callers) caller.done(absl::UnavailableError("daemon shutting down"));
+    }
     zk_.reset();  // closes the session: the ephemeral nodes go at once
   };
   // On an executor of someone else's (the simulation's one thread), the
@@ -167,7 +172,9 @@ void KeeperBackend::confirmed(Clock::time_point sent) {
   };
   hold_deadline_ns_.store(nanos(sent + absl::ToChronoNanoseconds(timeout)));
   lease_deadline_ns_.store(nanos(sent + absl::ToChronoNanoseconds(timeout * 2 / 3)));
-  if (lapsed_ && link_ == Link::kConnected) {
+  // An answer that comes after the deadline it would set proves nothing for
+  // now: un-lapsing on it would report RECONNECTED and lapse again at once.
+  if (lapsed_ && link_ == Link::kConnected && executor_->now() < leaseDeadline()) {
     lapsed_ = false;
     spdlog::info("{}: the session is confirmed again", options_.kind);
     listener_->onLinkState(LinkState::kReconnected);
@@ -245,6 +252,7 @@ void KeeperBackend::expire(const std::string& why) {
   auto waiters = std::move(waiters_);
   waiters_.clear();
   locks_.clear();
+  auto candidates = std::move(candidates_);
   candidates_.clear();
   uncertain_.clear();
   cleaner_term_ = 0;
@@ -255,6 +263,9 @@ void KeeperBackend::expire(const std::string& why) {
   hold_deadline_ns_.store(0);
   zk_.reset();
   for (auto& [id, waiter] : waiters) waiter.done(expired());
+  for (auto& [term, held] : candidates) {
+    for (auto& caller : held.awaiting) caller.done(expired());
+  }
   listener_->onLinkState(LinkState::kExpired);
   connect();
 }
@@ -562,7 +573,7 @@ void KeeperBackend::registerCandidate(const std::string& election, const OwnerRe
                   }
                   candidates_[r.stat.czxid] = Held{election, r.path, false};
                   watchOwnCandidate(r.stat.czxid);
-                  evaluateCandidate(r.stat.czxid, done);
+                  evaluateCandidate(r.stat.czxid, done, true);
                 });
   };
   // The election's parent: a container, which ZooKeeper removes once empty;
@@ -585,7 +596,7 @@ void KeeperBackend::registerCandidate(const std::string& election, const OwnerRe
   create_parent(CreateMode::kContainer, create_parent);
 }
 
-void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> first) {
+void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> first, bool registration) {
   auto it = candidates_.find(term);
   if (it == candidates_.end() || !zk_) {
     if (first) first(absl::FailedPreconditionError("candidacy withdrawn"));
@@ -599,36 +610,58 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
     if (generation != generation_ || it == candidates_.end() || it->second.eval_round != round) return nullptr;
     return &it->second;
   };
-  zk_->children(dir, nullptr, [this, term, first, dir, current, generation](const Result& r) {
+  zk_->children(dir, nullptr, [this, term, first, registration, dir, current, generation](const Result& r) {
     Held* held = current();
     if (held == nullptr) {
       if (!first) return;  // a newer evaluation took over
       if (generation != generation_) return first(expired());
-      if (candidates_.count(term) == 0) return first(absl::FailedPreconditionError("candidacy withdrawn"));
-      return evaluateCandidate(term, first);  // superseded: the caller still needs an answer
+      auto it = candidates_.find(term);
+      if (it == candidates_.end()) return first(absl::FailedPreconditionError("candidacy withdrawn"));
+      // Superseded: the newest evaluation answers this caller too. Issuing
+      // another would supersede that one in turn, and two callers would
+      // take turns for ever (two reconnects within one round trip).
+      it->second.awaiting.push_back(Caller{first, registration});
+      return;
     }
+    std::vector<Caller> callers = std::move(held->awaiting);
+    held->awaiting.clear();
+    if (first) callers.push_back(Caller{first, registration});
     auto order = sequenced(r.children, kCandidatePrefix);
     auto pos = std::find(order.begin(), order.end(), baseOf(held->path));
     if (r.code != Code::kOk || pos == order.end()) {
-      if (!first) return;  // re-evaluated on reconnect; watchOwnCandidate reports a removal
-      // A registration whose standing is unknown is not handed out: its node
-      // goes (now, or once reconciled) and the caller may retry.
-      std::string path = held->path;
-      candidates_.erase(term);
-      if (r.code == Code::kOk) {
-        removeOwn(path);
-      } else {
-        uncertain_.insert(path);
+      const absl::Status why =
+          r.code == Code::kOk ? absl::AbortedError("candidate node gone") : toStatus(r.code, "election");
+      const bool registering =
+          std::any_of(callers.begin(), callers.end(), [](const Caller& c) { return c.registration; });
+      if (registering) {
+        // A registration whose standing is unknown is not handed out: its
+        // node goes (now, or once reconciled) and the caller may retry.
+        // Never so for a candidacy a client was told of: it may be acting
+        // on it, within its lease. A verification that fails is answered
+        // with the failure; the next reconnect verifies again, and
+        // watchOwnCandidate reports a removal.
+        std::string path = held->path;
+        candidates_.erase(term);
+        if (r.code == Code::kOk) {
+          removeOwn(path);
+        } else {
+          uncertain_.insert(path);
+        }
       }
-      return first(r.code == Code::kOk ? absl::AbortedError("candidate node gone") : toStatus(r.code, "election"));
+      for (auto& caller : callers) caller.done(why);
+      return;
     }
     bool was_primary = held->primary;
     held->primary = pos == order.begin();
-    if (first) {
-      first(Backend::CampaignResult{term, held->primary});
-    } else if (held->primary && !was_primary) {
-      listener_->onCandidacyChanged(held->election, term, true, false, "");
+    const std::string election = held->election;
+    const bool primary = held->primary;
+    if (!callers.empty()) {
+      for (auto& caller : callers) caller.done(Backend::CampaignResult{term, primary});
+    } else if (primary && !was_primary) {
+      listener_->onCandidacyChanged(election, term, true, false, "");
     }
+    held = current();  // a caller may have changed it
+    if (held == nullptr) return;
     if (!held->primary) {
       zk_->exists(
           dir + "/" + *std::prev(pos),
@@ -642,6 +675,14 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
   });
 }
 
+void KeeperBackend::forgetCandidate(int64_t term, const absl::Status& why) {
+  auto it = candidates_.find(term);
+  if (it == candidates_.end()) return;
+  std::vector<Caller> callers = std::move(it->second.awaiting);
+  candidates_.erase(it);
+  for (auto& caller : callers) caller.done(why);
+}
+
 void KeeperBackend::watchOwnCandidate(int64_t term) {
   auto it = candidates_.find(term);
   if (it == candidates_.end()) return;
@@ -653,9 +694,8 @@ void KeeperBackend::watchOwnCandidate(int64_t term) {
     return &it->second;
   };
   auto removed = [this, term]() {
-    auto it = candidates_.find(term);
-    std::string election = it->second.election;
-    candidates_.erase(it);
+    const std::string election = candidates_.find(term)->second.election;
+    forgetCandidate(term, absl::AbortedError("candidate node deleted"));
     if (term == cleaner_term_) {
       cleaner_term_ = 0;
       return campaignCleaner();  // stepped down: stand again, behind the others
@@ -683,7 +723,7 @@ void KeeperBackend::resign(const std::string& election, int64_t term, Done done)
       return done(absl::NotFoundError(absl::StrCat("no candidacy in '", election, "' with term ", term)));
     }
     std::string path = it->second.path;
-    candidates_.erase(it);
+    forgetCandidate(term, absl::FailedPreconditionError("candidacy withdrawn"));
     // Forgotten here first; a delete whose answer is lost is reconciled.
     owned(path, term, [this, path, election, done](Code rc, bool mine, const Stat& stat) {
       if (rc != Code::kOk && rc != Code::kNoNode) {
@@ -706,7 +746,7 @@ void KeeperBackend::verifyCandidacy(const std::string& election, int64_t term, C
     owned(it->second.path, term, [this, term, done](Code rc, bool mine, const Stat&) {
       if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "candidate"));
       if (!mine) {
-        candidates_.erase(term);
+        forgetCandidate(term, absl::AbortedError("candidate node gone"));
         return done(std::optional<bool>());
       }
       evaluateCandidate(term, [done](absl::StatusOr<CampaignResult> r) {

@@ -117,12 +117,21 @@ class KeeperBackend : public Backend {
     Callback<int64_t> done;
     int64_t round = 0;
   };
+  // Who waits for an evaluation of a candidacy: its registration (nobody
+  // knows of the candidacy yet) or a verification after a reconnect.
+  struct Caller {
+    Callback<CampaignResult> done;
+    bool registration = false;
+  };
   struct Held {
     std::string election;
     std::string path;
     bool primary = false;
     int64_t round = 0;       // own-node watch
     int64_t eval_round = 0;  // predecessor watch
+    // Callers (a registration, a verification) waiting for an evaluation
+    // that a newer one superseded: the newest answers them.
+    std::vector<Caller> awaiting = {};
   };
   struct Watched {
     int64_t leader_term = -1;  // last published; -1: none yet
@@ -168,7 +177,10 @@ class KeeperBackend : public Backend {
   void finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result);
   void registerCandidate(const std::string& election, const OwnerRecord& owner, const std::string& value, int attempt,
                          Callback<CampaignResult> done);
-  void evaluateCandidate(int64_t term, Callback<CampaignResult> first);
+  // Reads where the candidacy stands; `first` (if any) gets the answer.
+  void evaluateCandidate(int64_t term, Callback<CampaignResult> first, bool registration = false);
+  // Forgets a candidacy; whoever awaits its evaluation gets `why`.
+  void forgetCandidate(int64_t term, const absl::Status& why);
   void watchOwnCandidate(int64_t term);
   void armElectionWatch(const std::string& election);
   void publishLeader(const std::string& election);

@@ -14,7 +14,6 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "backend/memory/embedded.h"
-#include "backend/memory/memory_store.h"
 #include "coordd/v1/coordd.pb.h"
 #include "core/core.h"
 #include "spdlog/spdlog.h"
