@@ -111,7 +111,7 @@ TEST_CASE("memory keeper: a disconnected session fails its calls and hears its w
         std::vector<SessionState>{SessionState::kConnected, SessionState::kConnecting, SessionState::kConnected});
 }
 
-TEST_CASE("memory keeper: expiry takes the ephemerals at once; the session hears of it once connected", "[keeper]") {
+TEST_CASE("memory keeper: expiry takes the ephemerals at once - the session hears of it once connected", "[keeper]") {
   auto keeper = std::make_shared<MemoryKeeper>();
   auto a = std::make_unique<Client>(keeper);
   Client b(keeper);

@@ -1,3 +1,4 @@
+#include <atomic>
 #include <catch2/catch.hpp>
 
 #include "harness.h"
@@ -150,4 +151,25 @@ TEST_CASE("the value is published with the candidacy", "[elections]") {
   REQUIRE(leader->has_value());
   CHECK((*leader)->value == "10.0.0.7:8080");
   CHECK((*leader)->owner.attributes.at("role") == "test");
+}
+
+TEST_CASE("a step-down whose read is lost answers UNAVAILABLE, not that there is no primary", "[elections][admin]") {
+  auto keeper = newKeeper();
+  const std::string dir = backend::recipes::Layout("").election("svc");
+  auto lose = std::make_shared<std::atomic<bool>>(false);
+  Daemon d(keeper, faultyBackend(keeper, [dir, lose](const std::string& op, const std::string& path) {
+             if (op == "children" && path == dir && lose->exchange(false)) {
+               return backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied;
+             }
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  auto a = d.open("a");
+  REQUIRE(d.campaign(a, "svc")->status == CandidateStatus::kPrimary);
+  lose->store(true);
+  auto stepped = await<backend::Candidate>([&](auto cb) { d.backend.stepDown("svc", cb); });
+  CHECK(absl::IsUnavailable(stepped.status()));
+  // Asked again, it finds the primary.
+  auto again = await<backend::Candidate>([&](auto cb) { d.backend.stepDown("svc", cb); });
+  REQUIRE(again.ok());
+  CHECK(again->owner.label == "a");
 }

@@ -54,6 +54,18 @@ bool eventually(const std::function<bool()>& condition) {
 
 std::shared_ptr<backend::keeper::MemoryKeeper> newKeeper() { return std::make_shared<backend::keeper::MemoryKeeper>(); }
 
+std::unique_ptr<backend::Backend> faultyBackend(const std::shared_ptr<backend::keeper::MemoryKeeper>& keeper,
+                                                backend::keeper::FaultyKeeper::Policy policy) {
+  backend::recipes::KeeperOptions options = backend::memory::embeddedOptions(keeper);
+  options.open_session =
+      [keeper, policy](
+          backend::keeper::Keeper::Post post,
+          backend::keeper::Keeper::SessionWatch watch) -> absl::StatusOr<std::unique_ptr<backend::keeper::Keeper>> {
+    return std::make_unique<backend::keeper::FaultyKeeper>(keeper->open(post, std::move(watch)), post, policy);
+  };
+  return std::make_unique<backend::recipes::KeeperBackend>(std::move(options));
+}
+
 Daemon::Daemon(std::shared_ptr<backend::keeper::MemoryKeeper> keeper_in, core::Limits limits)
     : Daemon(keeper_in, std::make_unique<backend::recipes::KeeperBackend>(backend::memory::embeddedOptions(keeper_in)),
              limits) {}

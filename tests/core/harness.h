@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "backend/keeper/faulty_keeper.h"
 #include "backend/memory/embedded.h"
 #include "core/core.h"
 
@@ -60,6 +61,10 @@ class RecordingSink : public core::EventSink {
 
 // The shared ensemble of the daemons of a test.
 std::shared_ptr<backend::keeper::MemoryKeeper> newKeeper();
+// The embedded coordinator's recipes on `keeper`, each session's answers
+// lost where `policy` says.
+std::unique_ptr<backend::Backend> faultyBackend(const std::shared_ptr<backend::keeper::MemoryKeeper>& keeper,
+                                                backend::keeper::FaultyKeeper::Policy policy);
 
 // One daemon: a core on its own coordinator session of a shared keeper.
 struct Daemon {

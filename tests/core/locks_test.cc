@@ -375,3 +375,52 @@ TEST_CASE("a LOST while the client's stream is broken comes first on its next st
   CHECK(first->name == "job");
   CHECK(first->lock_state == LockState::kLost);
 }
+
+TEST_CASE("a lock listing with a read lost fails - never a partial list", "[locks][admin]") {
+  auto keeper = newKeeper();
+  const backend::recipes::Layout layout("");
+  const std::string bucket = layout.lock("job-1").substr(0, layout.lock("job-1").rfind('/'));
+  REQUIRE(bucket != layout.lock("job-2").substr(0, layout.lock("job-2").rfind('/')));
+  auto lose = std::make_shared<std::atomic<bool>>(false);
+  Daemon d(keeper, faultyBackend(keeper, [bucket, lose](const std::string& op, const std::string& path) {
+             if (op == "children" && path == bucket && lose->exchange(false)) {
+               return backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied;
+             }
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  auto a = d.open();
+  REQUIRE(d.tryAcquire(a, "job-1")->acquired);
+  REQUIRE(d.tryAcquire(a, "job-2")->acquired);
+  lose->store(true);
+  auto listed = await<std::vector<backend::LockView>>([&](auto cb) { d.backend.listLocks(cb); });
+  CHECK(absl::IsUnavailable(listed.status()));
+  auto again = await<std::vector<backend::LockView>>([&](auto cb) { d.backend.listLocks(cb); });
+  REQUIRE(again.ok());
+  CHECK(again->size() == 2);
+}
+
+TEST_CASE("a waiter whose node someone else deleted is told to retry, not that the session expired", "[locks]") {
+  auto keeper = newKeeper();
+  Daemon d(keeper);
+  auto holder = d.open("holder");
+  auto waiter = d.open("waiter");
+  REQUIRE(d.tryAcquire(holder, "job")->acquired);
+  auto answer = d.acquireAsync(waiter, "job", 10s);
+  const std::string queue = backend::recipes::Layout("").waiterQueue("job");
+  REQUIRE(eventually([&] {
+    auto q = keeper->peek(queue);
+    return q && q->children.size() == 1;
+  }));
+  // An operator (or another tool) deletes the waiter's node.
+  backend::SerialExecutor admin_thread;
+  auto admin = keeper->open([&](std::function<void()> task) { admin_thread.post(std::move(task)); },
+                            [](backend::keeper::SessionState) {});
+  std::promise<backend::keeper::Code> deleted;
+  admin->remove(queue + "/" + keeper->peek(queue)->children.front(), -1,
+                [&](const backend::keeper::Result& r) { deleted.set_value(r.code); });
+  REQUIRE(deleted.get_future().get() == backend::keeper::Code::kOk);
+  REQUIRE(d.release(holder, "job").ok());
+  auto result = answer.get();
+  CHECK(absl::IsUnavailable(result.status()));
+  CHECK(result.status().message().find("session expired") == std::string::npos);
+}

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/keeper/faulty_keeper.h"
 #include "backend/recipes/layout.h"
 
 namespace coordd::sim {
@@ -229,14 +230,29 @@ void Simulation::startDaemon(int index) {
     auto inner = keeper_->open(post, std::move(watch));
     raw->keeper_session = inner->sessionId();
     note(absl::StrFormat("daemon %d: keeper session 0x%x", raw->index, raw->keeper_session));
-    return std::make_unique<FaultyKeeper>(
-        std::move(inner), post, world_, loss_,
-        [this](int64_t session) {
-          if (chaos_) dropConnection(session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 2000)));
-        },
-        result_.faults, [this, raw] { countCall(*raw); },
-        options_.trace_keeper ? std::function<void(const std::string&)>([this](const std::string& what) { note(what); })
-                              : nullptr);
+    using backend::keeper::FaultyKeeper;
+    const int64_t session = inner->sessionId();
+    auto policy = [this, raw](const std::string&, const std::string&) {
+      countCall(*raw);
+      if (!world_.chance(loss_)) return FaultyKeeper::Fault::kNone;
+      if (world_.chance(0.5)) {
+        ++result_.faults["answer lost, request not applied"];
+        return FaultyKeeper::Fault::kLoseBeforeApplied;
+      }
+      ++result_.faults["answer lost, request applied"];
+      return FaultyKeeper::Fault::kLoseAfterApplied;
+    };
+    auto lost = [this, session] {
+      if (chaos_) dropConnection(session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 2000)));
+    };
+    FaultyKeeper::Observer observer;
+    if (options_.trace_keeper) {
+      observer = [this, session](const std::string& op, const std::string& path, const backend::keeper::Result& r) {
+        note(absl::StrFormat("0x%x %s %s: %s %s czxid %d", session, op, path, backend::keeper::codeName(r.code), r.path,
+                             r.stat.czxid));
+      };
+    }
+    return std::make_unique<FaultyKeeper>(std::move(inner), post, policy, lost, observer);
   };
   d->backend = std::make_unique<backend::recipes::KeeperBackend>(std::move(options));
   core::CoreOptions core_options;

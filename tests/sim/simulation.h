@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,10 +11,12 @@
 #include "backend/keeper/memory_keeper.h"
 #include "backend/recipes/keeper_backend.h"
 #include "core/core.h"
-#include "faulty_keeper.h"
 #include "world.h"
 
 namespace coordd::sim {
+
+// How many faults of each kind a run injected.
+using FaultCounts = std::map<std::string, int64_t>;
 
 struct SimOptions {
   bool unsafe = false;                    // two clients ignore SUSPENDED, LOST and the lease, and write unfenced

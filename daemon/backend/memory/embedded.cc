@@ -8,6 +8,7 @@ recipes::KeeperOptions embeddedOptions(const std::shared_ptr<keeper::MemoryKeepe
   options.name = "the embedded coordinator";
   options.root = "";
   options.open_session = keeper->factory();
+  options.in_process = true;
   return options;
 }
 

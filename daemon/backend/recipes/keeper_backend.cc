@@ -128,10 +128,12 @@ BackendInfo KeeperBackend::info() const {
 }
 
 Clock::time_point KeeperBackend::leaseDeadline() const {
+  if (options_.in_process) return Clock::time_point::max();
   return Clock::time_point(std::chrono::nanoseconds(lease_deadline_ns_.load()));
 }
 
 Clock::time_point KeeperBackend::holdDeadline() const {
+  if (options_.in_process) return Clock::time_point::max();
   return Clock::time_point(std::chrono::nanoseconds(hold_deadline_ns_.load()));
 }
 
@@ -320,15 +322,27 @@ void KeeperBackend::owned(const std::string& path, int64_t token,
   });
 }
 
-void KeeperBackend::getAll(std::vector<std::string> paths, std::function<void(Results)> done) {
+// What a fan-out of reads came to: the first failure other than a node gone
+// meanwhile (a partial answer is not an answer), else kOk.
+namespace {
+Code worst(Code so_far, Code code) {
+  return so_far == Code::kOk && code != Code::kOk && code != Code::kNoNode ? code : so_far;
+}
+}  // namespace
+
+void KeeperBackend::getAll(std::vector<std::string> paths, std::function<void(Code rc, Results)> done) {
   auto results = std::make_shared<Results>(paths.size());
   auto pending = std::make_shared<size_t>(paths.size());
-  if (paths.empty()) return done({});
+  auto failure = std::make_shared<Code>(Code::kOk);
+  if (paths.empty()) return done(Code::kOk, {});
   for (size_t i = 0; i < paths.size(); ++i) {
-    zk_->get(paths[i], [results, pending, done, i, path = paths[i]](const Result& r) {
+    zk_->get(paths[i], [results, pending, failure, done, i, path = paths[i]](const Result& r) {
       (*results)[i] = r;
       (*results)[i].path = path;
-      if (--*pending == 0) done(std::move(*results));
+      *failure = worst(*failure, r.code);
+      if (--*pending > 0) return;
+      if (*failure != Code::kOk) return done(*failure, {});
+      done(Code::kOk, std::move(*results));
     });
   }
 }
@@ -339,12 +353,16 @@ void KeeperBackend::listBucketed(const std::string& root, std::function<void(Cod
     if (buckets.code != Code::kOk) return done(buckets.code, {});
     auto paths = std::make_shared<std::vector<std::string>>();
     auto pending = std::make_shared<size_t>(buckets.children.size());
+    auto failure = std::make_shared<Code>(Code::kOk);
     if (buckets.children.empty()) return done(Code::kOk, {});
     for (const auto& bucket : buckets.children) {
       std::string dir = root + "/" + bucket;
-      zk_->children(dir, nullptr, [paths, pending, done, dir](const Result& leaves) {
+      zk_->children(dir, nullptr, [paths, pending, failure, done, dir](const Result& leaves) {
         for (const auto& leaf : leaves.children) paths->push_back(dir + "/" + leaf);
-        if (--*pending == 0) done(Code::kOk, std::move(*paths));
+        *failure = worst(*failure, leaves.code);
+        if (--*pending > 0) return;
+        if (*failure != Code::kOk) return done(*failure, {});
+        done(Code::kOk, std::move(*paths));
       });
     }
   });
@@ -482,7 +500,9 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
     if (r.code != Code::kOk) return finishWaiter(waiter_id, toStatus(r.code, "lock queue of " + waiter->name));
     auto order = sequenced(r.children, kWaiterPrefix);
     auto pos = std::find(order.begin(), order.end(), baseOf(waiter->node));
-    if (pos == order.end()) return finishWaiter(waiter_id, absl::AbortedError("waiter node gone"));
+    if (pos == order.end()) {
+      return finishWaiter(waiter_id, absl::UnavailableError("the waiter's node was deleted by someone else; retry"));
+    }
     auto again = [this, waiter_id, current](WatchEvent) {
       if (current() != nullptr) evaluateWaiter(waiter_id);
     };
@@ -629,8 +649,9 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
     auto order = sequenced(r.children, kCandidatePrefix);
     auto pos = std::find(order.begin(), order.end(), baseOf(held->path));
     if (r.code != Code::kOk || pos == order.end()) {
-      const absl::Status why =
-          r.code == Code::kOk ? absl::AbortedError("candidate node gone") : toStatus(r.code, "election");
+      const absl::Status why = r.code == Code::kOk
+                                   ? absl::UnavailableError("the candidate's node was deleted meanwhile; retry")
+                                   : toStatus(r.code, "election");
       const bool registering =
           std::any_of(callers.begin(), callers.end(), [](const Caller& c) { return c.registration; });
       if (registering) {
@@ -695,7 +716,7 @@ void KeeperBackend::watchOwnCandidate(int64_t term) {
   };
   auto removed = [this, term]() {
     const std::string election = candidates_.find(term)->second.election;
-    forgetCandidate(term, absl::AbortedError("candidate node deleted"));
+    forgetCandidate(term, absl::UnavailableError("the candidate's node was deleted; retry"));
     if (term == cleaner_term_) {
       cleaner_term_ = 0;
       return campaignCleaner();  // stepped down: stand again, behind the others
@@ -746,7 +767,7 @@ void KeeperBackend::verifyCandidacy(const std::string& election, int64_t term, C
     owned(it->second.path, term, [this, term, done](Code rc, bool mine, const Stat&) {
       if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "candidate"));
       if (!mine) {
-        forgetCandidate(term, absl::AbortedError("candidate node gone"));
+        forgetCandidate(term, absl::UnavailableError("the candidate's node was deleted; retry"));
         return done(std::optional<bool>());
       }
       evaluateCandidate(term, [done](absl::StatusOr<CampaignResult> r) {
@@ -830,7 +851,8 @@ void KeeperBackend::listLocks(Callback<std::vector<LockView>> done) {
   whenConnected(done, [this, done] {
     listBucketed(layout_.locks(), [this, done](Code rc, std::vector<std::string> paths) {
       if (rc != Code::kOk) return done(toStatus(rc, "locks"));
-      getAll(paths, [done](Results results) {
+      getAll(paths, [done](Code rc, Results results) {
+        if (rc != Code::kOk) return done(toStatus(rc, "locks"));
         std::vector<LockView> views;
         for (const auto& r : results) {
           if (r.code != Code::kOk) continue;
@@ -852,9 +874,11 @@ void KeeperBackend::lockInfo(const std::string& name, Callback<LockView> done) {
       if (held.code == Code::kOk) view.holder = LockHolder{decodeNode(held.data).owner, held.stat.czxid};
       const std::string queue = layout_.waiterQueue(name);
       zk_->children(queue, nullptr, [this, view, queue, done](const Result& q) mutable {
+        if (worst(Code::kOk, q.code) != Code::kOk) return done(toStatus(q.code, "lock queue of " + view.name));
         std::vector<std::string> paths;
         for (const auto& child : sequenced(q.children, kWaiterPrefix)) paths.push_back(queue + "/" + child);
-        getAll(paths, [view, done](Results waiters) mutable {
+        getAll(paths, [view, done](Code rc, Results waiters) mutable {
+          if (rc != Code::kOk) return done(toStatus(rc, "lock queue of " + view.name));
           for (const auto& w : waiters) {
             if (w.code == Code::kOk) view.waiters.push_back(decodeNode(w.data).owner);
           }
@@ -885,9 +909,11 @@ void KeeperBackend::electionView(const std::string& dir, Callback<ElectionView> 
     if (d.code != Code::kOk) return done(toStatus(d.code, "election"));
     std::string name = decodeNode(d.data).name;
     zk_->children(dir, nullptr, [this, dir, name, done](const Result& r) {
+      if (worst(Code::kOk, r.code) != Code::kOk) return done(toStatus(r.code, "election " + name));
       std::vector<std::string> paths;
       for (const auto& child : sequenced(r.children, kCandidatePrefix)) paths.push_back(dir + "/" + child);
-      getAll(paths, [name, done](Results candidates) {
+      getAll(paths, [name, done](Code rc, Results candidates) {
+        if (rc != Code::kOk) return done(toStatus(rc, "election " + name));
         ElectionView view{name, {}};
         for (const auto& c : candidates) {
           if (c.code != Code::kOk) continue;
@@ -908,11 +934,17 @@ void KeeperBackend::listElections(Callback<std::vector<ElectionView>> done) {
       if (r.code != Code::kOk) return done(toStatus(r.code, "elections"));
       auto views = std::make_shared<std::vector<ElectionView>>();
       auto pending = std::make_shared<size_t>(r.children.size());
+      auto failure = std::make_shared<absl::Status>();
       for (const auto& child : r.children) {
-        electionView(layout_.elections() + "/" + child, [views, pending, done](absl::StatusOr<ElectionView> view) {
-          if (view.ok() && !view->candidates.empty()) views->push_back(std::move(*view));
-          if (--*pending == 0) done(std::move(*views));
-        });
+        electionView(layout_.elections() + "/" + child,
+                     [views, pending, failure, done](absl::StatusOr<ElectionView> view) {
+                       if (view.ok() && !view->candidates.empty()) views->push_back(std::move(*view));
+                       // An election gone meanwhile is not in the list; any other failure fails it.
+                       if (!view.ok() && !absl::IsNotFound(view.status()) && failure->ok()) *failure = view.status();
+                       if (--*pending > 0) return;
+                       if (!failure->ok()) return done(*failure);
+                       done(std::move(*views));
+                     });
       }
     });
   });
@@ -931,11 +963,12 @@ void KeeperBackend::stepDown(const std::string& election, Callback<Candidate> do
   whenConnected(done, [this, election, done] {
     const std::string dir = layout_.election(election);
     zk_->children(dir, nullptr, [this, dir, election, done](const Result& r) {
+      // A lost answer is not "no primary": the caller may retry.
+      if (r.code != Code::kOk && r.code != Code::kNoNode) return done(toStatus(r.code, "election " + election));
       auto order = sequenced(r.children, kCandidatePrefix);
       if (r.code == Code::kNoNode || order.empty()) {
         return done(absl::NotFoundError(absl::StrCat("election '", election, "' has no primary")));
       }
-      if (r.code != Code::kOk) return done(toStatus(r.code, "election " + election));
       const std::string path = dir + "/" + order.front();
       zk_->get(path, [this, path, election, done](const Result& g) {
         if (g.code != Code::kOk) return done(toStatus(g.code, "election " + election));
@@ -986,7 +1019,8 @@ void KeeperBackend::listMembers(Callback<std::vector<Member>> done) {
   whenConnected(done, [this, done] {
     listBucketed(layout_.nodes(), [this, done](Code rc, std::vector<std::string> paths) {
       if (rc != Code::kOk) return done(toStatus(rc, "nodes"));
-      getAll(paths, [done](Results results) {
+      getAll(paths, [done](Code rc, Results results) {
+        if (rc != Code::kOk) return done(toStatus(rc, "nodes"));
         std::vector<Member> members;
         for (const auto& r : results) {
           if (r.code == Code::kOk) members.push_back(decodeMember(r.data));

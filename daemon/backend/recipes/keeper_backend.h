@@ -39,6 +39,10 @@ struct KeeperOptions {
   int64_t cleaner_limit = 100;
   // Opens a keeper session; called again after each expiry.
   keeper::KeeperFactory open_session;
+  // The keeper lives in this process (the embedded coordinator): nothing
+  // outside it ends the session, so leaseDeadline() and holdDeadline() are
+  // unbounded, as nobody else can be granted what this daemon holds.
+  bool in_process = false;
   // Where the backend's state lives and its callbacks run; nullptr: a thread
   // of its own.
   Executor* executor = nullptr;
@@ -166,7 +170,9 @@ class KeeperBackend : public Backend {
   void ensurePath(const std::string& path, std::function<void(Code rc)> done);
   // Whether this session owns `path` with czxid `token`; the stat comes along.
   void owned(const std::string& path, int64_t token, std::function<void(Code rc, bool owned, const Stat&)> done);
-  void getAll(std::vector<std::string> paths, std::function<void(Results)> done);
+  // Gets every path; rc is the first failure other than a node gone
+  // meanwhile (whose result the caller skips), and then there are no results.
+  void getAll(std::vector<std::string> paths, std::function<void(Code rc, Results)> done);
   // Lists <root>/<bucket>/<leaf> paths.
   void listBucketed(const std::string& root, std::function<void(Code rc, std::vector<std::string>)> done);
   void electionView(const std::string& dir, Callback<ElectionView> done);
