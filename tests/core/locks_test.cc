@@ -424,3 +424,24 @@ TEST_CASE("a waiter whose node someone else deleted is told to retry, not that t
   CHECK(absl::IsUnavailable(result.status()));
   CHECK(result.status().message().find("session expired") == std::string::npos);
 }
+
+TEST_CASE("reconnects do not multiply the watches a daemon has set", "[locks][link]") {
+  // The keeper keeps a session's watches across a reconnect (ZooKeeper's
+  // client restores them); setting them again each time would pile them up.
+  auto keeper = newKeeper();
+  Daemon d(keeper);
+  auto a = d.open();
+  for (int i = 0; i < 10; ++i) REQUIRE(d.tryAcquire(a, "job-" + std::to_string(i))->acquired);
+  REQUIRE(d.campaign(a, "svc")->status == core::CandidateStatus::kPrimary);
+  const size_t before = keeper->watchCount(d.keeperSession());
+  REQUIRE(before >= 11);
+  for (int round = 0; round < 5; ++round) {
+    d.suspend();
+    REQUIRE(a.events->waitLinkSuspended());
+    d.reconnect();
+    for (int i = 0; i < 10; ++i) REQUIRE(a.events->waitLock("job-" + std::to_string(i), LockState::kRestored));
+  }
+  const bool same = eventually([&] { return keeper->watchCount(d.keeperSession()) == before; });
+  INFO("watches: " << before << " before the reconnects, " << keeper->watchCount(d.keeperSession()) << " after");
+  CHECK(same);
+}

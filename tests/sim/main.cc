@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   }
   options.chaos = std::chrono::milliseconds(chaos_ms);
   options.trace_keeper = seeds == 1;
-  spdlog::set_level(spdlog::level::off);
+  spdlog::set_level(seeds == 1 && std::getenv("COORDD_SIM_LOG") ? spdlog::level::debug : spdlog::level::off);
 
   int64_t violations = 0;
   int64_t steps = 0, grants = 0, primaryships = 0, writes = 0;

@@ -227,7 +227,11 @@ void Simulation::startDaemon(int index) {
   options.executor = &d->backend_strand;
   options.open_session = [this, raw](backend::keeper::Keeper::Post post, backend::keeper::Keeper::SessionWatch watch)
       -> absl::StatusOr<std::unique_ptr<backend::keeper::Keeper>> {
-    auto inner = keeper_->open(post, std::move(watch));
+    auto inner = keeper_->open(post, [this, raw, watch = std::move(watch)](backend::keeper::SessionState state) {
+      static const char* const kStates[] = {"CONNECTED", "CONNECTING", "EXPIRED", "AUTH_FAILED"};
+      note(absl::StrFormat("daemon %d: keeper session state %s", raw->index, kStates[static_cast<int>(state)]));
+      watch(state);
+    });
     raw->keeper_session = inner->sessionId();
     note(absl::StrFormat("daemon %d: keeper session 0x%x", raw->index, raw->keeper_session));
     using backend::keeper::FaultyKeeper;

@@ -2,8 +2,8 @@
 
 namespace coordd::sim {
 
-void World::at(Clock::time_point when, std::function<void()> task) {
-  events_.emplace(std::make_pair(std::max(when, now_), seq_++), std::move(task));
+void World::at(Clock::time_point when, uint64_t seq, std::function<void()> task) {
+  events_.emplace(std::make_pair(std::max(when, now_), seq), std::move(task));
 }
 
 bool World::step(Clock::time_point until) {
@@ -25,16 +25,15 @@ void Strand::post(std::function<void()> task) {
 void Strand::postAt(Clock::time_point when, std::function<void()> task) { schedule(when, std::move(task)); }
 
 void Strand::schedule(Clock::time_point when, std::function<void()> task) {
-  world_.at(when, [this, task = std::move(task)]() mutable {
-    if (frozen()) {
-      // Runs once thawed, in the order it would have.
-      const Clock::time_point thaw = frozen_until_;
-      last_ = std::max(last_, thaw);
-      world_.at(thaw, [this, task = std::move(task)]() mutable { schedule(world_.now(), std::move(task)); });
-      return;
-    }
-    task();
-  });
+  const uint64_t seq = world_.nextSeq();
+  world_.at(when, seq, [this, seq, task = std::move(task)]() mutable { run(seq, std::move(task)); });
+}
+
+void Strand::run(uint64_t seq, std::function<void()> task) {
+  if (!frozen()) return task();
+  // Once thawed, in its place among what was posted: tasks are numbered in
+  // the order posted.
+  world_.at(frozen_until_, seq, [this, seq, task = std::move(task)]() mutable { run(seq, std::move(task)); });
 }
 
 void Strand::freezeUntil(Clock::time_point until) { frozen_until_ = std::max(frozen_until_, until); }

@@ -28,7 +28,11 @@ class World {
   int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng_); }
   bool chance(double p) { return std::bernoulli_distribution(p)(rng_); }
 
-  void at(Clock::time_point when, std::function<void()> task);
+  void at(Clock::time_point when, std::function<void()> task) { at(when, seq_++, std::move(task)); }
+  // The same, ordered among the events of `when` by `seq` (from nextSeq()):
+  // an event put off keeps its place.
+  void at(Clock::time_point when, uint64_t seq, std::function<void()> task);
+  uint64_t nextSeq() { return seq_++; }
   // Runs the next event; false when none is left before `until`.
   bool step(Clock::time_point until);
   int64_t steps() const { return steps_; }
@@ -43,8 +47,8 @@ class World {
 
 // One component's thread: its tasks run in the order posted, each a little
 // after the one before (a jitter the world's RNG picks), and not at all while
-// it is frozen (a stopped process); a frozen strand runs its backlog in order
-// once thawed.
+// it is frozen (a stopped process); a frozen strand runs its backlog in the
+// order posted once thawed.
 class Strand : public backend::Executor {
  public:
   explicit Strand(World& world) : world_(world) {}
@@ -59,6 +63,8 @@ class Strand : public backend::Executor {
 
  private:
   void schedule(Clock::time_point when, std::function<void()> task);
+  // Runs the task of event `seq`, or puts it off to the thaw, keeping its place.
+  void run(uint64_t seq, std::function<void()> task);
 
   World& world_;
   Clock::time_point frozen_until_{};

@@ -275,6 +275,15 @@ std::vector<int64_t> MemoryKeeper::sessions() const {
   return ids;
 }
 
+size_t MemoryKeeper::watchCount(int64_t session) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t count = 0;
+  for (const auto* watches : {&data_watches_, &child_watches_}) {
+    for (const auto& [path, watcher] : *watches) count += watcher.session == session ? 1 : 0;
+  }
+  return count;
+}
+
 std::optional<Result> MemoryKeeper::peek(const std::string& path) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = nodes_.find(path);

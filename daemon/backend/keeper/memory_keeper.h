@@ -52,6 +52,8 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   // Closed by its client while disconnected: it lasts until expire().
   bool abandoned(int64_t session) const;
   std::vector<int64_t> sessions() const;
+  // How many watches the session has set that have not fired.
+  size_t watchCount(int64_t session) const;
 
   // The node at `path` (for checkers); nullopt when absent.
   std::optional<Result> peek(const std::string& path) const;

@@ -424,7 +424,10 @@ void KeeperBackend::holdLock(const std::string& name, const std::string& path, i
       },
       [current, lost](const Result& r) {
         // Gone before the watch was set; other failures: re-armed on reconnect.
-        if (r.code == Code::kNoNode && current() != nullptr) lost();
+        HeldLock* held = current();
+        if (held == nullptr) return;
+        if (r.code == Code::kNoNode) return lost();
+        held->armed = r.code == Code::kOk;
       });
 }
 
@@ -487,6 +490,7 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
   if (it == waiters_.end() || it->second.node.empty() || !zk_) return;
   const std::string queue = parentOf(it->second.node);
   const int64_t round = it->second.round = next_round_++;
+  it->second.armed = false;
   const int64_t generation = generation_;
   // The waiter, if this is still its latest evaluation.
   auto current = [this, waiter_id, round, generation]() -> Waiter* {
@@ -508,7 +512,10 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
     };
     // Gone already: look again. Other failures: re-evaluated on reconnect.
     auto again_if_gone = [this, waiter_id, current](const Result& e) {
-      if (e.code == Code::kNoNode && current() != nullptr) evaluateWaiter(waiter_id);
+      Waiter* waiter = current();
+      if (waiter == nullptr) return;
+      if (e.code == Code::kNoNode) return evaluateWaiter(waiter_id);
+      waiter->armed = e.code == Code::kOk;
     };
     if (pos != order.begin()) {
       // Watch only the predecessor: no herd when the lock frees.
@@ -683,16 +690,37 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
     }
     held = current();  // a caller may have changed it
     if (held == nullptr) return;
-    if (!held->primary) {
-      zk_->exists(
-          dir + "/" + *std::prev(pos),
-          [this, term, current](WatchEvent) {
-            if (current() != nullptr) evaluateCandidate(term, nullptr);
-          },
-          [this, term, current](const Result& e) {
-            if (e.code == Code::kNoNode && current() != nullptr) evaluateCandidate(term, nullptr);
-          });
+    if (held->primary) {
+      held->pred_armed = false;
+      held->predecessor.clear();
+      return;
     }
+    // Watch only the predecessor, and only once: a verification that finds
+    // the same one keeps the watch already set.
+    const std::string predecessor = dir + "/" + *std::prev(pos);
+    if (held->pred_armed && held->predecessor == predecessor) return;
+    const int64_t pred_round = held->pred_round = next_round_++;
+    held->predecessor = predecessor;
+    held->pred_armed = false;
+    auto watching = [this, term, pred_round, generation]() -> Held* {
+      auto it = candidates_.find(term);
+      if (generation != generation_ || it == candidates_.end() || it->second.pred_round != pred_round) return nullptr;
+      return &it->second;
+    };
+    zk_->exists(
+        predecessor,
+        [this, term, watching](WatchEvent) {
+          if (Held* held = watching()) {
+            held->pred_armed = false;
+            evaluateCandidate(term, nullptr);
+          }
+        },
+        [this, term, watching](const Result& e) {
+          Held* held = watching();
+          if (held == nullptr) return;
+          if (e.code == Code::kNoNode) return evaluateCandidate(term, nullptr);
+          held->pred_armed = e.code == Code::kOk;
+        });
   });
 }
 
@@ -708,6 +736,7 @@ void KeeperBackend::watchOwnCandidate(int64_t term) {
   auto it = candidates_.find(term);
   if (it == candidates_.end()) return;
   const int64_t round = it->second.round = next_round_++;
+  it->second.armed = false;
   const int64_t generation = generation_;
   auto current = [this, term, round, generation]() -> Held* {
     auto it = candidates_.find(term);
@@ -733,7 +762,10 @@ void KeeperBackend::watchOwnCandidate(int64_t term) {
       },
       [current, removed](const Result& r) {
         // Gone before the watch was set; other failures: re-armed on reconnect.
-        if (r.code == Code::kNoNode && current() != nullptr) removed();
+        Held* held = current();
+        if (held == nullptr) return;
+        if (r.code == Code::kNoNode) return removed();
+        held->armed = r.code == Code::kOk;
       });
 }
 
@@ -814,6 +846,7 @@ void KeeperBackend::armElectionWatch(const std::string& election) {
   if (it == watched_.end() || !zk_) return;
   const std::string dir = layout_.election(election);
   const int64_t round = it->second.round = next_round_++;
+  it->second.armed = false;
   const int64_t generation = generation_;
   auto current = [this, election, round, generation] {
     auto it = watched_.find(election);
@@ -822,12 +855,17 @@ void KeeperBackend::armElectionWatch(const std::string& election) {
   auto rearm = [this, election, current](WatchEvent) {
     if (current()) armElectionWatch(election);
   };
-  zk_->children(dir, rearm, [this, dir, election, rearm, current](const Result& r) {
+  auto armed = [this, election, current] {
+    if (current()) watched_[election].armed = true;
+  };
+  zk_->children(dir, rearm, [this, dir, election, rearm, current, armed](const Result& r) {
     if (!current()) return;
+    if (r.code == Code::kOk) armed();
     if (r.code == Code::kNoNode) {
       // Learn when it appears; if it just did, watch its children.
-      zk_->exists(dir, rearm, [rearm](const Result& e) {
+      zk_->exists(dir, rearm, [rearm, armed](const Result& e) {
         if (e.code == Code::kOk) rearm(WatchEvent::kCreated);
+        if (e.code == Code::kNoNode) armed();
       });
     }
     publishLeader(election);
@@ -1032,19 +1070,28 @@ void KeeperBackend::listMembers(Callback<std::vector<Member>> done) {
 }
 
 void KeeperBackend::rearmAll() {
-  std::vector<std::pair<std::string, HeldLock>> locks(locks_.begin(), locks_.end());
+  std::vector<std::pair<std::string, HeldLock>> locks;
+  for (const auto& [name, held] : locks_) {
+    if (!held.armed) locks.emplace_back(name, held);
+  }
   for (const auto& [name, held] : locks) holdLock(name, held.path, held.token);
-  std::vector<int64_t> terms;
-  for (const auto& [term, held] : candidates_) terms.push_back(term);
-  for (int64_t term : terms) {
-    watchOwnCandidate(term);
-    evaluateCandidate(term, nullptr);
+  std::vector<std::pair<int64_t, bool>> terms;  // term, own watch armed
+  for (const auto& [term, held] : candidates_) {
+    if (!held.armed || !held.pred_armed) terms.emplace_back(term, held.armed);
+  }
+  for (const auto& [term, armed] : terms) {
+    if (!armed) watchOwnCandidate(term);
+    evaluateCandidate(term, nullptr);  // keeps an armed predecessor watch
   }
   std::vector<int64_t> waiters;
-  for (const auto& [id, waiter] : waiters_) waiters.push_back(id);
+  for (const auto& [id, waiter] : waiters_) {
+    if (!waiter.armed) waiters.push_back(id);
+  }
   for (int64_t id : waiters) evaluateWaiter(id);
   std::vector<std::string> elections;
-  for (const auto& [election, watched] : watched_) elections.push_back(election);
+  for (const auto& [election, watched] : watched_) {
+    if (!watched.armed) elections.push_back(election);
+  }
   for (const auto& election : elections) armElectionWatch(election);
 }
 

@@ -109,10 +109,14 @@ class KeeperBackend : public Backend {
   // Each watched thing keeps the id of its latest watch ("round"): a watch
   // or completion of an older round is ignored, so re-arming (after a
   // reconnect, say) never multiplies the chains.
+  // A watch chain is armed once the call that set its latest watch was
+  // answered: the keeper keeps that watch across a reconnect, so only a
+  // chain that is not armed is set again then (else they pile up).
   struct HeldLock {
     std::string path;
     int64_t token = 0;
     int64_t round = 0;
+    bool armed = false;
   };
   struct Waiter {
     std::string name;
@@ -120,6 +124,7 @@ class KeeperBackend : public Backend {
     std::string node;  // our sequential node, once created
     Callback<int64_t> done;
     int64_t round = 0;
+    bool armed = false;
   };
   // Who waits for an evaluation of a candidacy: its registration (nobody
   // knows of the candidacy yet) or a verification after a reconnect.
@@ -131,8 +136,12 @@ class KeeperBackend : public Backend {
     std::string election;
     std::string path;
     bool primary = false;
-    int64_t round = 0;       // own-node watch
-    int64_t eval_round = 0;  // predecessor watch
+    int64_t round = 0;  // own-node watch
+    bool armed = false;
+    int64_t eval_round = 0;   // evaluation
+    int64_t pred_round = 0;   // predecessor watch
+    std::string predecessor = {};  // the node it watches, while pred_armed
+    bool pred_armed = false;
     // Callers (a registration, a verification) waiting for an evaluation
     // that a newer one superseded: the newest answers them.
     std::vector<Caller> awaiting = {};
@@ -140,6 +149,7 @@ class KeeperBackend : public Backend {
   struct Watched {
     int64_t leader_term = -1;  // last published; -1: none yet
     int64_t round = 0;
+    bool armed = false;
   };
   using Results = std::vector<Result>;
 
@@ -196,7 +206,7 @@ class KeeperBackend : public Backend {
   // Deletes a node of ours; if the answer is lost, it is reconciled later.
   void removeOwn(const std::string& path);
   void noteIfUncertain(Code rc, const std::string& path);
-  // Re-arms every watch after a reconnect.
+  // Re-arms, after a reconnect, every watch chain that is not armed.
   void rearmAll();
   void campaignCleaner();
   void scheduleCleaner();
