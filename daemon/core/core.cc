@@ -148,11 +148,17 @@ void Core::send(Session& session, Event event) {
     return;
   }
   // No stream: what became of each hold waits for the next one, the latest
-  // per hold, so that a client that comes back learns of a LOST before any
-  // lease the new stream brings.
+  // per hold (name and token or term), in order, so that a client that comes
+  // back learns of a LOST before any lease the new stream brings, and a new
+  // hold of the same name does not hide the loss of the old one.
   if (event.kind != Event::Kind::kLock && event.kind != Event::Kind::kElection) return;
-  const std::string key = absl::StrCat(event.kind == Event::Kind::kLock ? "lock/" : "election/", event.name);
-  session.missed[key] = std::move(event);
+  for (Event& kept : session.missed) {
+    if (kept.kind == event.kind && kept.name == event.name && kept.token == event.token) {
+      kept = std::move(event);
+      return;
+    }
+  }
+  session.missed.push_back(std::move(event));
 }
 
 void Core::sendLock(Session& session, const std::string& name, LockState state, int64_t token,
@@ -215,7 +221,7 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   awaiting_exit_.erase(session_id);  // a client that lives on has come back
   s.last_ping = now();
   s.last_ping_id = ping_id;
-  for (auto& [key, event] : s.missed) send(s, std::move(event));
+  for (Event& event : s.missed) send(s, std::move(event));
   s.missed.clear();
   send(s, heartbeat(s));
   return absl::OkStatus();

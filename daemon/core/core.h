@@ -147,9 +147,9 @@ class Core : private backend::Listener {
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
     // Lock and election events that came while no stream was attached: the
-    // latest per hold ("lock/<name>", "election/<name>"), sent first on the
-    // next stream. At most one per name the session held.
-    std::map<std::string, Event> missed;
+    // latest per hold (kind, name, token), in order, sent first on the next
+    // stream.
+    std::vector<Event> missed;
     std::shared_ptr<const ClientProcesses> processes;  // nullptr: not watchable
     std::map<std::string, HeldLock> locks;
     std::map<std::string, int64_t> waits;  // lock name -> waiter id

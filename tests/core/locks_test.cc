@@ -367,6 +367,9 @@ TEST_CASE("a LOST while the client's stream is broken comes first on its next st
   d1.core.detachStream(a.id, a.events.get());
   REQUIRE(await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); }).ok());
   REQUIRE(eventually([&] { return d1.core.check(a.id, "job")->state == LockState::kNotHeld; }));
+  // Taken again meanwhile: that newer hold must not hide the loss.
+  auto retaken = d1.tryAcquire(a, "job");
+  REQUIRE(retaken->acquired);
   auto again = std::make_shared<RecordingSink>();
   REQUIRE(d1.core.attachStream(a.id, again, 7).ok());
   auto first = again->waitFor([](const core::Event&) { return true; });
@@ -374,6 +377,7 @@ TEST_CASE("a LOST while the client's stream is broken comes first on its next st
   CHECK(first->kind == core::Event::Kind::kLock);
   CHECK(first->name == "job");
   CHECK(first->lock_state == LockState::kLost);
+  CHECK(first->token != retaken->token);
 }
 
 TEST_CASE("a lock listing with a read lost fails - never a partial list", "[locks][admin]") {

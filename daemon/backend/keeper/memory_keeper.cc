@@ -250,6 +250,11 @@ void MemoryKeeper::closed(int64_t session) {
     it->second.abandoned = true;
     it->second.post = [](std::function<void()>) {};
     it->second.backlog.clear();
+    for (auto* watches : {&data_watches_, &child_watches_}) {
+      for (auto w = watches->begin(); w != watches->end();) {
+        w = w->second.session == session ? watches->erase(w) : std::next(w);
+      }
+    }
     return;
   }
   endSession(session);

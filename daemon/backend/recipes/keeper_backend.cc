@@ -180,8 +180,8 @@ void KeeperBackend::confirmed(Clock::time_point sent) {
     lapsed_ = false;
     spdlog::info("{}: the session is confirmed again", options_.kind);
     listener_->onLinkState(LinkState::kReconnected);
-    reconcileUncertain();
-    rearmAll();
+    // The connection never dropped: every watch is still set and every call
+    // in flight will be answered, so nothing is set again.
   }
 }
 
@@ -219,6 +219,7 @@ void KeeperBackend::onSession(int64_t generation, SessionState state) {
       listener_->onLinkState(LinkState::kReconnected);
       reconcileUncertain();
       rearmAll();
+      campaignCleaner();  // if its registration failed while away
       probe();
     }
   } else if (state == SessionState::kConnecting) {
@@ -257,6 +258,7 @@ void KeeperBackend::expire(const std::string& why) {
   auto candidates = std::move(candidates_);
   candidates_.clear();
   uncertain_.clear();
+  for (auto& [election, watched] : watched_) watched.armed = false;  // its watch went with the session
   cleaner_term_ = 0;
   opening_ = false;
   confirmed_sent_ = {};
