@@ -138,8 +138,8 @@ class KeeperBackend : public Backend {
     bool primary = false;
     int64_t round = 0;  // own-node watch
     bool armed = false;
-    int64_t eval_round = 0;   // evaluation
-    int64_t pred_round = 0;   // predecessor watch
+    int64_t eval_round = 0;        // evaluation
+    int64_t pred_round = 0;        // predecessor watch
     std::string predecessor = {};  // the node it watches, while pred_armed
     bool pred_armed = false;
     // Callers (a registration, a verification) waiting for an evaluation
