@@ -231,13 +231,17 @@ void MemoryKeeper::expire(int64_t session) {
 
 void MemoryKeeper::endSession(int64_t session) {
   // Its watches go first: a session that ends hears nothing of it.
+  forgetWatches(session);
+  const std::set<std::string> ephemerals = sessions_[session].ephemerals;
+  for (const auto& path : ephemerals) removeNode(path);
+}
+
+void MemoryKeeper::forgetWatches(int64_t session) {
   for (auto* watches : {&data_watches_, &child_watches_}) {
     for (auto it = watches->begin(); it != watches->end();) {
       it = it->second.session == session ? watches->erase(it) : std::next(it);
     }
   }
-  const std::set<std::string> ephemerals = sessions_[session].ephemerals;
-  for (const auto& path : ephemerals) removeNode(path);
 }
 
 void MemoryKeeper::closed(int64_t session) {
@@ -250,11 +254,7 @@ void MemoryKeeper::closed(int64_t session) {
     it->second.abandoned = true;
     it->second.post = [](std::function<void()>) {};
     it->second.backlog.clear();
-    for (auto* watches : {&data_watches_, &child_watches_}) {
-      for (auto w = watches->begin(); w != watches->end();) {
-        w = w->second.session == session ? watches->erase(w) : std::next(w);
-      }
-    }
+    forgetWatches(session);
     return;
   }
   endSession(session);
@@ -265,19 +265,6 @@ bool MemoryKeeper::abandoned(int64_t session) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(session);
   return it != sessions_.end() && it->second.abandoned;
-}
-
-bool MemoryKeeper::connected(int64_t session) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = sessions_.find(session);
-  return it != sessions_.end() && it->second.connected && !it->second.expired;
-}
-
-std::vector<int64_t> MemoryKeeper::sessions() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<int64_t> ids;
-  for (const auto& [id, entry] : sessions_) ids.push_back(id);
-  return ids;
 }
 
 size_t MemoryKeeper::watchCount(int64_t session) const {
@@ -297,11 +284,6 @@ std::optional<Result> MemoryKeeper::peek(const std::string& path) const {
   result.path = path;
   result.children.assign(it->second.children.begin(), it->second.children.end());
   return result;
-}
-
-int64_t MemoryKeeper::zxid() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return zxid_;
 }
 
 }  // namespace coordd::backend::keeper

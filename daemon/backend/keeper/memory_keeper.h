@@ -48,16 +48,13 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   void disconnect(int64_t session);
   void reconnect(int64_t session);
   void expire(int64_t session);
-  bool connected(int64_t session) const;
   // Closed by its client while disconnected: it lasts until expire().
   bool abandoned(int64_t session) const;
-  std::vector<int64_t> sessions() const;
   // How many watches the session has set that have not fired.
   size_t watchCount(int64_t session) const;
 
   // The node at `path` (for checkers); nullopt when absent.
   std::optional<Result> peek(const std::string& path) const;
-  int64_t zxid() const;
 
  private:
   class Session;
@@ -95,6 +92,7 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   // Hands `task` to the session now, or once it is connected again.
   void deliver(SessionEntry& entry, std::function<void()> task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void endSession(int64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void forgetWatches(int64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void closed(int64_t session);
 
   const int64_t session_timeout_ms_;
