@@ -1,0 +1,213 @@
+// Locks and FIFO waiters.
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/recipes/internal.h"
+#include "spdlog/spdlog.h"
+
+namespace coordd::backend::recipes {
+
+void KeeperBackend::tryLock(const std::string& name, const OwnerRecord& owner, Callback<TryLockResult> done) {
+  whenConnected(done, [this, name, owner, done] { attemptLock(name, owner, 0, done); });
+}
+
+void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owner, int attempt,
+                                Callback<TryLockResult> done) {
+  const std::string path = layout_.lock(name);
+  int64_t generation = generation_;
+  createWithParents(path, encodeLock(name, owner), CreateMode::kEphemeral, [=](const Result& r) {
+    if (generation != generation_) return done(expired());
+    if (r.code == Code::kOk) {
+      holdLock(name, path, r.stat.czxid);
+      return done(TryLockResult{true, r.stat.czxid, std::nullopt});
+    }
+    if (r.code == Code::kConnectionLoss || r.code == Code::kOperationTimeout) uncertain_.insert(path);
+    if (r.code != Code::kNodeExists) return done(toStatus(r.code, "lock " + name));
+    zk_->get(path, [=](const Result& g) {
+      if (generation != generation_) return done(expired());
+      if (g.code == Code::kNoNode && attempt < 3)
+        return attemptLock(name, owner, attempt + 1, done);  // released meanwhile
+      if (g.code != Code::kOk) return done(toStatus(g.code, "lock " + name));
+      DecodedNode node = decodeNode(g.data);
+      if (node.owner.node_id.empty()) node.owner.label = "(foreign node without an owner record)";
+      done(TryLockResult{false, 0, LockHolder{node.owner, g.stat.czxid}});
+    });
+  });
+}
+
+void KeeperBackend::holdLock(const std::string& name, const std::string& path, int64_t token) {
+  int64_t round = next_round_++;
+  locks_[name] = HeldLock{path, token, round};
+  int64_t generation = generation_;
+  auto current = [this, name, token, round, generation]() -> HeldLock* {
+    auto it = locks_.find(name);
+    if (generation != generation_ || it == locks_.end() || it->second.token != token || it->second.round != round) {
+      return nullptr;
+    }
+    return &it->second;
+  };
+  auto lost = [this, name, token]() {
+    locks_.erase(name);
+    listener_->onLockLost(name, token, absl::StrCat("lock node deleted in ", options_.name));
+  };
+  // Someone else deleting the node (an admin) makes the lock LOST.
+  zk_->exists(
+      path,
+      [this, name, token, current, lost](WatchEvent type) {
+        HeldLock* held = current();
+        if (held == nullptr) return;
+        if (type == WatchEvent::kDeleted) return lost();
+        holdLock(name, held->path, token);  // re-arm
+      },
+      [current, lost](const Result& r) {
+        // Gone before the watch was set; other failures: re-armed on reconnect.
+        HeldLock* held = current();
+        if (held == nullptr) return;
+        if (r.code == Code::kNoNode) return lost();
+        held->armed = r.code == Code::kOk;
+      });
+}
+
+void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
+  whenConnected(done, [this, name, token, done] {
+    auto it = locks_.find(name);
+    if (it != locks_.end() && it->second.token == token) locks_.erase(it);
+    const std::string path = layout_.lock(name);
+    owned(path, token, [this, name, token, path, done](Code rc, bool mine, const Stat& stat) {
+      if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "lock " + name));
+      if (!mine) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token)));
+      // ZooKeeper deletes only by version, and every lock node has version 0:
+      // if an admin freed the lock and another daemon took it between the
+      // check and the delete, that holder is told LOST by its watch.
+      zk_->remove(path, stat.version, [name, done](const Result& r) {
+        done(r.code == Code::kOk ? absl::OkStatus() : toStatus(r.code, "lock " + name));
+      });
+    });
+  });
+}
+
+void KeeperBackend::verifyLock(const std::string& name, int64_t token, Callback<bool> done) {
+  whenConnected(done, [this, name, token, done] {
+    owned(layout_.lock(name), token, [name, done](Code rc, bool mine, const Stat&) {
+      if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "lock " + name));
+      done(mine);
+    });
+  });
+}
+
+void KeeperBackend::lock(const std::string& name, const OwnerRecord& owner, int64_t waiter_id, Callback<int64_t> done) {
+  whenConnected(done, [this, name, owner, waiter_id, done] {
+    std::string payload = encodeLock(name, owner);
+    waiters_[waiter_id] = Waiter{name, payload, "", done};
+    int64_t generation = generation_;
+    const std::string queue = layout_.waiterQueue(name);
+    createWithParents(queue + "/" + kWaiterPrefix, payload, CreateMode::kEphemeralSequential,
+                      [this, waiter_id, generation, name, queue](const Result& r) {
+                        if (generation != generation_) return;  // expire() answered the waiter
+                        auto it = waiters_.find(waiter_id);
+                        if (it == waiters_.end()) {
+                          // Cancelled meanwhile.
+                          if (r.code == Code::kOk) removeOwn(r.path);
+                          noteIfUncertain(r.code, queue);
+                          return;
+                        }
+                        if (r.code != Code::kOk) {
+                          if (r.code == Code::kConnectionLoss || r.code == Code::kOperationTimeout)
+                            uncertain_.insert(queue);
+                          return finishWaiter(waiter_id, toStatus(r.code, "lock queue of " + name));
+                        }
+                        it->second.node = r.path;
+                        evaluateWaiter(waiter_id);
+                      });
+  });
+}
+
+void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
+  auto it = waiters_.find(waiter_id);
+  if (it == waiters_.end() || it->second.node.empty() || !zk_) return;
+  const std::string queue = parentOf(it->second.node);
+  const int64_t round = it->second.round = next_round_++;
+  it->second.armed = false;
+  const int64_t generation = generation_;
+  // The waiter, if this is still its latest evaluation.
+  auto current = [this, waiter_id, round, generation]() -> Waiter* {
+    auto it = waiters_.find(waiter_id);
+    if (generation != generation_ || it == waiters_.end() || it->second.round != round) return nullptr;
+    return &it->second;
+  };
+  zk_->children(queue, nullptr, [this, waiter_id, queue, current](const Result& r) {
+    Waiter* waiter = current();
+    if (waiter == nullptr) return;
+    if (r.code != Code::kOk) return finishWaiter(waiter_id, toStatus(r.code, "lock queue of " + waiter->name));
+    auto order = sequenced(r.children, kWaiterPrefix);
+    auto pos = std::find(order.begin(), order.end(), baseOf(waiter->node));
+    if (pos == order.end()) {
+      return finishWaiter(waiter_id, absl::UnavailableError("the waiter's node was deleted by someone else; retry"));
+    }
+    auto again = [this, waiter_id, current](WatchEvent) {
+      if (current() != nullptr) evaluateWaiter(waiter_id);
+    };
+    // Gone already: look again. Other failures: re-evaluated on reconnect.
+    auto again_if_gone = [this, waiter_id, current](const Result& e) {
+      Waiter* waiter = current();
+      if (waiter == nullptr) return;
+      if (e.code == Code::kNoNode) return evaluateWaiter(waiter_id);
+      waiter->armed = e.code == Code::kOk;
+    };
+    if (pos != order.begin()) {
+      // Watch only the predecessor: no herd when the lock frees.
+      zk_->exists(queue + "/" + *std::prev(pos), again, again_if_gone);
+      return;
+    }
+    const std::string name = waiter->name;
+    const std::string path = layout_.lock(name);
+    createWithParents(path, waiter->payload, CreateMode::kEphemeral,
+                      [this, waiter_id, name, path, again, again_if_gone, current](const Result& c) {
+                        Waiter* waiter = current();
+                        if (waiter == nullptr) {
+                          if (c.code == Code::kOk) removeOwn(path);  // cancelled meanwhile
+                          noteIfUncertain(c.code, path);
+                          return;
+                        }
+                        if (c.code == Code::kNodeExists) {
+                          // Held, by a waiter before us or a non-blocking acquirer.
+                          zk_->exists(path, again, again_if_gone);
+                          return;
+                        }
+                        if (c.code != Code::kOk) {
+                          noteIfUncertain(c.code, path);
+                          return finishWaiter(waiter_id, toStatus(c.code, "lock " + name));
+                        }
+                        holdLock(name, path, c.stat.czxid);
+                        finishWaiter(waiter_id, c.stat.czxid);
+                      });
+  });
+}
+
+void KeeperBackend::finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result) {
+  auto it = waiters_.find(waiter_id);
+  if (it == waiters_.end()) return;
+  Waiter waiter = std::move(it->second);
+  waiters_.erase(it);
+  if (!waiter.node.empty()) removeOwn(waiter.node);
+  waiter.done(std::move(result));
+}
+
+void KeeperBackend::cancelLock(const std::string& name, int64_t waiter_id, Done done) {
+  whenConnected(done, [this, waiter_id, done] {
+    auto it = waiters_.find(waiter_id);
+    if (it == waiters_.end()) return done(absl::NotFoundError("no such waiter"));
+    Waiter waiter = std::move(it->second);
+    waiters_.erase(it);
+    waiter.done(absl::CancelledError("wait cancelled"));
+    if (waiter.node.empty()) return done(absl::OkStatus());  // its create's completion removes it
+    // The waiter is forgotten already: if this delete's answer is lost, the
+    // node is reconciled once reconnected (nobody claims it), never left to
+    // block the queue behind it on every daemon.
+    const int64_t generation = generation_;
+    zk_->remove(waiter.node, -1, [this, node = waiter.node, done, generation](const Result& r) {
+      if (generation == generation_ && r.code != Code::kOk && r.code != Code::kNoNode) uncertain_.insert(node);
+      done(absl::OkStatus());
+    });
+  });
+}
+}  // namespace coordd::backend::recipes
