@@ -24,7 +24,7 @@ void KeeperBackend::registerCandidate(const std::string& election, const OwnerRe
                     return registerCandidate(election, owner, value, attempt + 1, done);
                   }
                   if (r.code != Code::kOk) {
-                    if (r.code == Code::kConnectionLoss || r.code == Code::kOperationTimeout) uncertain_.insert(dir);
+                    noteIfUncertain(r.code, dir);
                     return done(toStatus(r.code, "election " + election));
                   }
                   candidates_[r.stat.czxid] = Held{election, r.path, false};

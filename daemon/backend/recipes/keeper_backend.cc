@@ -159,7 +159,7 @@ void KeeperBackend::onSession(int64_t generation, SessionState state) {
       opening_ = true;
       ensurePath(rootPath(), [this, generation](Code rc) {
         if (generation != generation_) return;
-        if (rc != Code::kOk && rc != Code::kConnectionLoss && rc != Code::kOperationTimeout) {
+        if (rc != Code::kOk && !keeper::uncertain(rc)) {
           spdlog::error("{}: cannot create the chroot {}: {}", options_.kind, layout_.root(), codeName(rc));
         }
         // The first lease comes before CONNECTED, so that the first holds are
@@ -168,8 +168,7 @@ void KeeperBackend::onSession(int64_t generation, SessionState state) {
         zk_->sync(rootPath(), [this, generation, sent](const Result& r) {
           if (generation != generation_) return;
           opening_ = false;
-          if (r.code == Code::kConnectionLoss || r.code == Code::kOperationTimeout)
-            return;  // the next CONNECTED tries again
+          if (keeper::uncertain(r.code)) return;  // the next CONNECTED tries again
           if (r.code == Code::kOk) confirmed(sent);
           link_ = Link::kConnected;
           listener_->onLinkState(LinkState::kConnected);
@@ -271,7 +270,7 @@ void KeeperBackend::createWithParents(const std::string& path, const std::string
 }
 
 void KeeperBackend::noteIfUncertain(Code rc, const std::string& path) {
-  if (rc == Code::kConnectionLoss || rc == Code::kOperationTimeout) uncertain_.insert(path);
+  if (keeper::uncertain(rc)) uncertain_.insert(path);
 }
 
 void KeeperBackend::removeOwn(const std::string& path) {

@@ -20,7 +20,7 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
       holdLock(name, path, r.stat.czxid);
       return done(TryLockResult{true, r.stat.czxid, std::nullopt});
     }
-    if (r.code == Code::kConnectionLoss || r.code == Code::kOperationTimeout) uncertain_.insert(path);
+    noteIfUncertain(r.code, path);
     if (r.code != Code::kNodeExists) return done(toStatus(r.code, "lock " + name));
     zk_->get(path, [=](const Result& g) {
       if (generation != generation_) return done(expired());
@@ -111,8 +111,7 @@ void KeeperBackend::lock(const std::string& name, const OwnerRecord& owner, int6
                           return;
                         }
                         if (r.code != Code::kOk) {
-                          if (r.code == Code::kConnectionLoss || r.code == Code::kOperationTimeout)
-                            uncertain_.insert(queue);
+                          noteIfUncertain(r.code, queue);
                           return finishWaiter(waiter_id, toStatus(r.code, "lock queue of " + name));
                         }
                         it->second.node = r.path;
