@@ -18,8 +18,9 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(50);
 constexpr auto kExitCheckInterval = std::chrono::milliseconds(5);
 constexpr size_t kRememberEndedSessions = 4096;
 constexpr char kClientGone[] = "keepalive stream broken (client gone)";
-// Pings are answered at once, but not more often than this: a client that
-// floods pings gets its answers from the periodic heartbeat instead.
+// Pings are answered at once, but not more often than this: a ping that
+// comes sooner is answered by the next sweep, so a client that floods pings
+// gets one answer per sweep.
 constexpr auto kMinPingAnswerInterval = std::chrono::milliseconds(5);
 
 void runAll(std::vector<std::function<void()>>& deferred) {
@@ -143,6 +144,7 @@ backend::OwnerRecord Core::ownerOf(const Session& session) const {
 
 void Core::send(Session& session, Event event) {
   if (session.sink) {
+    if (event.kind == Event::Kind::kHeartbeat) session.answered_ping_id = event.ping_id;
     session.sink->send(event);
     session.last_sent = now();
     return;
@@ -234,6 +236,8 @@ absl::Status Core::ping(const std::string& session_id, uint64_t ping_id) {
   Session& s = **session;
   s.last_ping = now();
   s.last_ping_id = ping_id;
+  // Never left unanswered (see kMinPingAnswerInterval): the client's lease
+  // would run out with nothing wrong.
   if (s.sink && s.last_ping - s.last_sent >= kMinPingAnswerInterval) send(s, heartbeat(s));
   return absl::OkStatus();
 }
@@ -633,7 +637,9 @@ void Core::sweep(Deferred& deferred) {
   for (auto& [id, session] : sessions_) {
     if (now - session.last_ping > session.ttl) {
       ending.emplace_back(id, absl::StrCat("ttl expired: no ping for ", session.ttl.count(), " ms"));
-    } else if (session.sink && now - session.last_sent >= session.window / 3) {
+    } else if (session.sink &&
+               (now - session.last_sent >= session.window / 3 || (session.answered_ping_id != session.last_ping_id &&
+                                                                  now - session.last_sent >= kMinPingAnswerInterval))) {
       send(session, heartbeat(session));
     }
   }

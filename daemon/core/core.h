@@ -144,6 +144,7 @@ class Core : private backend::Listener {
     std::chrono::milliseconds window{0};
     Clock::time_point last_ping;
     uint64_t last_ping_id = 0;
+    uint64_t answered_ping_id = 0;  // the latest a heartbeat has carried
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
     // Lock and election events that came while no stream was attached: the

@@ -57,6 +57,8 @@ struct SimClient {
   bool opening = false;
   int64_t stream = 0;  // which stream the events come from; 0: none attached
   std::chrono::milliseconds ttl{2000};
+  std::chrono::milliseconds window{2000};  // the keepalive window the daemon gave
+  bool probe = false;                      // opened once the faults are over
   uint64_t next_ping = 1;
   std::map<uint64_t, Clock::time_point> sent;
   Clock::time_point valid_until{};
@@ -68,6 +70,8 @@ struct SimClient {
   std::set<std::string> resigned;         // its events no longer count, until a new Campaign
   std::shared_ptr<core::EventSink> sink;  // the attached stream's
 
+  // As the library pings: every third of the keepalive window.
+  std::chrono::milliseconds pingInterval() const { return std::max(window / 3, std::chrono::milliseconds(100)); }
   bool leaseValid(Clock::time_point now) const { return unsafe || now < valid_until; }
   bool holds(const std::string& name, Clock::time_point now) const {
     auto it = locks.find(name);
@@ -426,7 +430,17 @@ void Simulation::onEvent(SimClient& c, int64_t stream, const Event& event) {
         c.valid_until = std::min(c.valid_until, now);  // the library goes silent
         silence(c);
       } else if (auto it = c.sent.find(event.ping_id); it != c.sent.end() && event.lease.count() > 0) {
-        if (now >= c.valid_until) silence(c);  // the lease ran out before this renewal
+        if (now >= c.valid_until) {
+          // The lease ran out before this renewal: with no fault under way,
+          // the daemon failed a client that pinged on time.
+          if (c.probe && c.valid_until != Clock::time_point{}) {
+            violate(
+                absl::StrFormat("L5: client %d's lease ran out with no fault (pinged every %d ms, lease until "
+                                "%s, renewed at %s)",
+                                c.index, c.pingInterval().count(), ms(c.valid_until), ms(now)));
+          }
+          silence(c);
+        }
         c.valid_until = std::max(c.valid_until, it->second + event.lease);
         if (c.resync && c.leaseValid(now)) resync(c);
       }
@@ -544,6 +558,7 @@ void Simulation::open(SimClient& c) {
       c.opening = false;
       if (!info.ok()) return;
       c.session = info->session_id;
+      c.window = info->window;
       c.valid_until = {};
       note(absl::StrFormat("client %d: session opened on daemon %d, ttl %d ms", c.index, c.daemon->index,
                            c.ttl.count()));
@@ -570,7 +585,7 @@ void Simulation::attach(SimClient& c) {
 }
 
 void Simulation::schedulePing(SimClient& c, int64_t stream) {
-  c.strand.postAt(world_.now() + c.ttl / 4, [this, &c, stream] {
+  c.strand.postAt(world_.now() + c.pingInterval(), [this, &c, stream] {
     if (c.stream != stream || c.session.empty()) return;
     const uint64_t ping = c.next_ping++;
     c.sent[ping] = world_.now();
@@ -771,6 +786,7 @@ void Simulation::checkLiveness() {
   for (auto& d : daemons_) {
     auto c = std::make_unique<SimClient>(world_);
     c->index = static_cast<int>(clients_.size() + probes.size());
+    c->probe = true;
     c->daemon = d.get();
     SimClient* raw = c.get();
     probes.push_back(std::move(c));
@@ -833,7 +849,13 @@ void Simulation::checkLiveness() {
                               primaries, probes.size()));
     }
   }
-  for (auto& p : probes) clients_.push_back(std::move(p));
+  for (auto& p : probes) {
+    if (!p->session.empty() && world_.now() >= p->valid_until) {
+      violate(absl::StrFormat("L5: client %d's lease ran out with no fault (pinged every %d ms, lease until %s)",
+                              p->index, p->pingInterval().count(), ms(p->valid_until)));
+    }
+    clients_.push_back(std::move(p));
+  }
 }
 
 SeedResult Simulation::run() {
