@@ -442,7 +442,7 @@ void Core::onLinkState(backend::LinkState state) {
       }
       case backend::LinkState::kReconnected:
         link_ = backend::LinkState::kConnected;
-        verifyAfterReconnect();
+        verifyHolds(true);
         break;
       case backend::LinkState::kExpired:
         link_ = state;
@@ -658,6 +658,7 @@ void Core::sweep(Deferred& deferred) {
   }
 
   if (link_ != backend::LinkState::kConnected) return;
+  if (reverify_at_ && now >= *reverify_at_) verifyHolds(false);
   std::vector<Orphan> orphans;
   orphans.swap(orphans_);
   for (const auto& orphan : orphans) {

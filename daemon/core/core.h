@@ -229,7 +229,10 @@ class Core : private backend::Listener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void terminateCandidacy(Session& session, const std::string& election, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void verifyAfterReconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the holds survived a reconnect: all of them, or (the sweep's
+  // retry of reads that failed) those still in doubt.
+  void verifyHolds(bool after_reconnect) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void verifyAgainLater() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void publishLeader(const std::string& election) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells an observer of a primary unless it was told of it last.
   void tellObserver(Observer& entry, const std::optional<backend::Candidate>& leader)
@@ -257,6 +260,8 @@ class Core : private backend::Listener {
   bool serving_reported_ ABSL_GUARDED_BY(mu_) = false;
   bool member_registered_ ABSL_GUARDED_BY(mu_) = false;
   int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // coordinator sessions so far
+  // When the sweep verifies again the holds whose verification failed.
+  std::optional<Clock::time_point> reverify_at_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t inflight_deletes_ ABSL_GUARDED_BY(mu_) = 0;

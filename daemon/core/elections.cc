@@ -7,6 +7,12 @@
 #include "spdlog/spdlog.h"
 
 namespace coordd::core {
+namespace {
+
+// How long a hold whose verification failed waits for the next try.
+constexpr auto kReverifyDelay = std::chrono::milliseconds(200);
+
+}  // namespace
 
 ElectionStatus Core::statusOf(const Candidacy& candidacy) const {
   if (candidacy.terminated) return ElectionStatus{CandidateStatus::kTerminated, 0, candidacy.reason};
@@ -186,16 +192,19 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
   sendElection(session->second, election, candidacy);
 }
 
-void Core::verifyAfterReconnect() {
+void Core::verifyHolds(bool after_reconnect) {
+  reverify_at_.reset();
   for (auto& [id, session] : sessions_) {
     for (const auto& [name, held] : session.locks) {
+      if (!after_reconnect && !held.suspended) continue;
       backend_.verifyLock(name, held.token,
                           [this, session_id = id, name = name, token = held.token](absl::StatusOr<bool> holds) {
                             std::lock_guard<std::mutex> lock(mu_);
                             auto s = sessions_.find(session_id);
-                            if (s == sessions_.end() || !holds.ok()) return;  // gone, or still in doubt
+                            if (s == sessions_.end()) return;
                             auto l = s->second.locks.find(name);
                             if (l == s->second.locks.end() || l->second.token != token || !l->second.suspended) return;
+                            if (!holds.ok()) return verifyAgainLater();  // still in doubt
                             if (*holds) {
                               l->second.suspended = false;
                               sendLock(s->second, name, LockState::kRestored, token, "");
@@ -209,14 +218,16 @@ void Core::verifyAfterReconnect() {
     }
     for (const auto& [election, candidacy] : session.candidacies) {
       if (candidacy.registering || candidacy.terminated) continue;
+      if (!after_reconnect && !candidacy.suspended) continue;
       backend_.verifyCandidacy(
           election, candidacy.term,
           [this, session_id = id, election = election, cid = candidacy.id](absl::StatusOr<std::optional<bool>> r) {
             std::lock_guard<std::mutex> lock(mu_);
             auto s = sessions_.find(session_id);
-            if (s == sessions_.end() || !r.ok()) return;
+            if (s == sessions_.end()) return;
             auto c = s->second.candidacies.find(election);
             if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
+            if (!r.ok()) return verifyAgainLater();
             if (!r->has_value()) {
               terminateCandidacy(s->second, election, "candidacy gone after reconnect");
               return;
@@ -227,7 +238,15 @@ void Core::verifyAfterReconnect() {
           });
     }
   }
-  for (const auto& [election, count] : watched_) publishLeader(election);
+  if (after_reconnect) {
+    for (const auto& [election, count] : watched_) publishLeader(election);
+  }
+}
+
+// A verification's read failed with no reconnect to come (an operation
+// timeout, say): without another try the hold would stay SUSPENDED.
+void Core::verifyAgainLater() {
+  if (!reverify_at_) reverify_at_ = now() + kReverifyDelay;
 }
 
 }  // namespace coordd::core

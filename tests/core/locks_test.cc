@@ -166,6 +166,42 @@ TEST_CASE("suspend makes a held lock SUSPENDED - reconnect RESTORES it", "[locks
   CHECK(check->token == token);
 }
 
+TEST_CASE("a verification after a reconnect whose read is lost is tried again - the hold does not stay SUSPENDED",
+          "[locks][elections][link]") {
+  // An answer lost without a further disconnect (an operation timeout): no
+  // RECONNECTED comes to start another verification.
+  auto keeper = newKeeper();
+  const backend::recipes::Layout layout("");
+  const std::string lock_path = layout.lock("job");
+  const std::string election_dir = layout.election("svc");
+  auto lose = std::make_shared<std::atomic<int>>(0);
+  Daemon d(keeper, faultyBackend(keeper, [=](const std::string& op, const std::string& path) {
+             const bool verifying = op == "exists" && (path == lock_path || path.rfind(election_dir + "/", 0) == 0);
+             if (verifying && lose->load() > 0) {
+               --*lose;
+               return backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied;
+             }
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  auto a = d.open();
+  auto token = d.tryAcquire(a, "job")->token;
+  REQUIRE(d.campaign(a, "svc")->status == core::CandidateStatus::kPrimary);
+
+  d.suspend();
+  REQUIRE(a.events->waitLinkSuspended());
+  lose->store(2);  // the lock's and the candidacy's verification reads
+  d.reconnect();
+  CHECK(eventually([&] {
+    auto check = d.core.check(a.id, "job");
+    return check.ok() && check->state == LockState::kHeld && check->token == token;
+  }));
+  CHECK(eventually([&] {
+    auto status = d.core.status(a.id, "svc");
+    return status.ok() && status->status == core::CandidateStatus::kPrimary;
+  }));
+  CHECK(lose->load() == 0);  // both reads were lost, and tried again
+}
+
 TEST_CASE("a lock force-released while suspended is LOST on reconnect", "[locks][link]") {
   auto store = newKeeper();
   Daemon d1(store);
