@@ -89,25 +89,28 @@ class Core : private backend::Listener {
   void closeSession(const std::string& session_id, StatusReply reply);
 
   // --- Locks ---------------------------------------------------------------
-  void tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply);
-  // Returns the waiter id, for cancelAcquire, or 0 if the reply already ran.
+  // TryAcquire, Acquire and Campaign return a call id, or 0 if the reply
+  // already ran, for cancelCall and callAnswered.
+  int64_t tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply);
   int64_t acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
                   Reply<int64_t> reply);
-  // The caller went away (cancelled, disconnected). The core decides, under
-  // its lock, what that undoes: a waiter still queued is removed and its
-  // reply gets DEADLINE_EXCEEDED; a lock already granted to it, whose answer
-  // the caller will not read, is released. Idempotent.
-  void cancelAcquire(int64_t waiter_id);
-  // The caller has the answer of acquire `waiter_id` (its call is done):
-  // cancelAcquire no longer applies to it.
-  void acquireAnswered(int64_t waiter_id);
+  // The caller of call `call_id` went away (cancelled, disconnected). The
+  // core decides, under its lock, what that undoes: a waiter still queued is
+  // removed and its reply gets DEADLINE_EXCEEDED; a call still in flight
+  // gives back what it gets; a lock or candidacy already granted to it, whose
+  // answer the caller may not have read, is released or withdrawn (and the
+  // session told, as of any loss). Idempotent.
+  void cancelCall(int64_t call_id);
+  // The caller has the answer of call `call_id` (its call is done):
+  // cancelCall no longer applies to it.
+  void callAnswered(int64_t call_id);
   // Releases `name`; with `only_token`, only if held with that token.
   void release(const std::string& session_id, const std::string& name, StatusReply reply, int64_t only_token = 0);
   absl::StatusOr<CheckResult> check(const std::string& session_id, const std::string& name);
 
   // --- Elections -----------------------------------------------------------
-  void campaign(const std::string& session_id, const std::string& election, const std::string& value, bool rejoin,
-                Reply<ElectionStatus> reply);
+  int64_t campaign(const std::string& session_id, const std::string& election, const std::string& value, bool rejoin,
+                   Reply<ElectionStatus> reply);
   absl::StatusOr<ElectionStatus> status(const std::string& session_id, const std::string& election);
   void resign(const std::string& session_id, const std::string& election, StatusReply reply);
   // Registers an observer; it first gets the current primary. Returns an id
@@ -229,6 +232,11 @@ class Core : private backend::Listener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void terminateCandidacy(Session& session, const std::string& election, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Undo a grant whose caller gave up (cancelCall), if it still stands.
+  void withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t candidacy_id,
+                         const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void giveBackLock(const std::string& session_id, const std::string& name, int64_t token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the holds survived a reconnect: all of them, or (the sweep's
   // retry of reads that failed) those still in doubt.
   void verifyHolds(bool after_reconnect) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -270,14 +278,19 @@ class Core : private backend::Listener {
   std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> ended_order_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, PendingAcquire> acquires_ ABSL_GUARDED_BY(mu_);
-  // Acquires granted whose caller may not have the answer yet: waiter id ->
-  // (session id, lock name, token), until acquireAnswered or cancelAcquire.
-  struct Granted {
+  // TryAcquire, Acquire and Campaign calls whose caller may go away before it
+  // has their answer, by call id: a TryAcquire or Campaign in flight (for an
+  // Acquire, acquires_ is), then, once granted, what the grant was, until
+  // callAnswered or cancelCall.
+  struct Call {
+    bool cancelled = false;  // in flight, its caller gone: give back what it gets
+    bool granted = false;
+    bool candidacy = false;  // a Campaign's candidacy, else a lock
     std::string session_id;
-    std::string name;
-    int64_t token = 0;
+    std::string name;   // lock or election
+    int64_t token = 0;  // the lock's token, or the candidacy's id
   };
-  std::map<int64_t, Granted> granted_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Call> calls_ ABSL_GUARDED_BY(mu_);
   // (name, token) -> session id, for notifications from the coordinator.
   std::map<std::pair<std::string, int64_t>, std::string> lock_index_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int64_t>, std::string> candidacy_index_ ABSL_GUARDED_BY(mu_);

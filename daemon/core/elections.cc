@@ -38,8 +38,8 @@ void Core::sendElection(Session& session, const std::string& election, const Can
   send(session, std::move(event));
 }
 
-void Core::campaign(const std::string& session_id, const std::string& election, const std::string& value, bool rejoin,
-                    Reply<ElectionStatus> reply) {
+int64_t Core::campaign(const std::string& session_id, const std::string& election, const std::string& value,
+                       bool rejoin, Reply<ElectionStatus> reply) {
   absl::Status refused = validateName("election", election);
   if (refused.ok()) refused = validateValue("value", value);
   if (refused.ok()) {
@@ -62,11 +62,13 @@ void Core::campaign(const std::string& session_id, const std::string& election, 
         candidacy.value = value;
         candidacy.rejoin = rejoin;
         registerCandidacy(session_id, election, std::move(reply));
-        return;
+        calls_[candidacy.id] = Call{};
+        return candidacy.id;
       }
     }
   }
   reply(refused);
+  return 0;
 }
 
 void Core::registerCandidacy(const std::string& session_id, const std::string& election, Reply<ElectionStatus> reply) {
@@ -89,12 +91,24 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
             auto c = session->candidacies.find(election);
             if (c != session->candidacies.end() && c->second.id == id) candidacy = &c->second;
           }
+          // A Campaign's own registration (not a rejoin) whose caller gave up.
+          auto call = reply ? calls_.find(id) : calls_.end();
+          const bool cancelled = reply && (call == calls_.end() || call->second.cancelled);
           absl::Status failed = result.status();
-          if (result.ok() && (candidacy == nullptr || epoch != epoch_)) {
-            // Resigned, session ended or coordinator session lost meanwhile.
+          if (result.ok() && (candidacy == nullptr || epoch != epoch_ || cancelled)) {
+            // Resigned, session ended, coordinator session lost or caller
+            // gone meanwhile.
             deleteCandidate(election, result->term, nullptr);  // checks term and session itself
             failed = candidacy == nullptr ? absl::FailedPreconditionError("the candidacy was withdrawn meanwhile")
+                     : cancelled          ? absl::CancelledError("the caller gave up")
                                           : absl::UnavailableError("coordinator session lost while campaigning");
+          }
+          if (call != calls_.end()) {
+            if (failed.ok()) {
+              call->second = Call{false, true, true, session_id, election, id};
+            } else {
+              calls_.erase(call);
+            }
           }
           if (candidacy != nullptr) {
             candidacy->registering = false;
@@ -125,6 +139,18 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
         }
         for (auto& fn : deferred) fn();
       });
+}
+
+void Core::withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t candidacy_id,
+                             const std::string& reason) {
+  auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return;
+  auto it = session->second.candidacies.find(election);
+  if (it == session->second.candidacies.end() || it->second.id != candidacy_id || it->second.terminated) return;
+  const int64_t term = it->second.term;
+  terminateCandidacy(session->second, election, reason);  // tells the session
+  session->second.candidacies.erase(election);
+  deleteCandidate(election, term, nullptr);
 }
 
 void Core::terminateCandidacy(Session& session, const std::string& election, const std::string& reason) {

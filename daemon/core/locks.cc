@@ -17,13 +17,16 @@ absl::StatusOr<Core::Session*> Core::admitLock(const std::string& session_id, co
   return session;
 }
 
-void Core::tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply) {
+int64_t Core::tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply) {
   reply = [reply = std::move(reply), metrics = options_.metrics](absl::StatusOr<TryAcquireResult> result) {
     metrics->acquires.with({"try", !result.ok() ? "error" : result->acquired ? "acquired" : "held"}).inc();
     reply(std::move(result));
   };
-  if (auto status = validateName("name", name); !status.ok()) return reply(status);
-  absl::Status refused;
+  absl::Status refused = validateName("name", name);
+  if (!refused.ok()) {
+    reply(refused);
+    return 0;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto session = admitLock(session_id, name);
@@ -31,15 +34,20 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
       refused = session.status();
     } else {
       int64_t epoch = epoch_;
+      const int64_t call_id = next_id_++;
+      calls_[call_id] = Call{};
       (*session)->tries.insert(name);
       backend_.tryLock(
           name, ownerOf(**session),
-          [this, session_id, name, epoch, reply](absl::StatusOr<backend::TryLockResult> result) {
+          [this, session_id, name, epoch, call_id, reply](absl::StatusOr<backend::TryLockResult> result) {
             Deferred deferred;
             {
               std::lock_guard<std::mutex> lock(mu_);
               auto it = sessions_.find(session_id);
               if (it != sessions_.end()) it->second.tries.erase(name);
+              auto call = calls_.find(call_id);
+              const bool cancelled = call == calls_.end() || call->second.cancelled;
+              if (!result.ok() || !result->acquired || cancelled) calls_.erase(call_id);
               if (!result.ok()) {
                 deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
               } else if (!result->acquired) {
@@ -50,6 +58,8 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
                   gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
                 } else if (epoch != epoch_ || link_ != backend::LinkState::kConnected) {
                   gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
+                } else if (cancelled) {
+                  gone = absl::CancelledError("the caller gave up");
                 }
                 if (!gone.ok()) {
                   // Given back whatever happened meanwhile: the
@@ -59,6 +69,7 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
                 } else {
                   it->second.locks[name] = HeldLock{result->token, false};
                   lock_index_[{name, result->token}] = session_id;
+                  call->second = Call{false, true, false, session_id, name, result->token};
                   sendLock(it->second, name, LockState::kHeld, result->token, "");
                   deferred.push_back([reply, token = result->token] {
                     reply(TryAcquireResult{true, token, std::nullopt});
@@ -68,10 +79,11 @@ void Core::tryAcquire(const std::string& session_id, const std::string& name, Re
             }
             for (auto& fn : deferred) fn();
           });
-      return;
+      return call_id;
     }
   }
   reply(refused);
+  return 0;
 }
 
 int64_t Core::acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
@@ -131,7 +143,7 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
     } else {
       session.locks[name] = HeldLock{*token, false};
       lock_index_[{name, *token}] = session.id;
-      granted_[waiter_id] = Granted{session.id, name, *token};
+      calls_[waiter_id] = Call{false, true, false, session.id, name, *token};
       sendLock(session, name, LockState::kHeld, *token, "");
       deferred.push_back([reply = pending.reply, t = *token] { reply(t); });
     }
@@ -152,37 +164,46 @@ void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& defer
   deferred.push_back([reply = pending.reply, status] { reply(status); });
 }
 
-void Core::cancelAcquire(int64_t waiter_id) {
+void Core::cancelCall(int64_t call_id) {
   Deferred deferred;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    finishAcquire(waiter_id, absl::DeadlineExceededError("acquire cancelled by the client"), deferred);
-    auto it = granted_.find(waiter_id);
-    if (it != granted_.end()) {
-      // Granted, but the caller gave up first: nobody will act on it.
-      const Granted granted = std::move(it->second);
-      granted_.erase(it);
-      auto session = sessions_.find(granted.session_id);
-      auto* locks = session == sessions_.end() ? nullptr : &session->second.locks;
-      auto held = locks == nullptr ? std::map<std::string, HeldLock>::iterator{} : locks->find(granted.name);
-      if (locks != nullptr && held != locks->end() && held->second.token == granted.token) {
-        locks->erase(held);
-        lock_index_.erase({granted.name, granted.token});
-        deleteLock(granted.name, granted.token, nullptr);
-        // gRPC can cancel a call after its answer went out: should the
-        // caller have read the grant after all, it is told, as of any loss.
-        countLost("acquire_cancelled");
-        sendLock(session->second, granted.name, LockState::kLost, granted.token,
-                 "the acquire was cancelled by its caller");
+    finishAcquire(call_id, absl::DeadlineExceededError("acquire cancelled by the client"), deferred);
+    auto it = calls_.find(call_id);
+    if (it != calls_.end() && !it->second.granted) {
+      it->second.cancelled = true;  // its answer gives back what it got
+    } else if (it != calls_.end()) {
+      // Granted, but the caller gave up first: nobody will act on it. gRPC
+      // can cancel a call after its answer went out: should the caller have
+      // read the grant after all, it is told, as of any loss.
+      const Call call = std::move(it->second);
+      calls_.erase(it);
+      if (call.candidacy) {
+        withdrawCandidacy(call.session_id, call.name, call.token, "the campaign was cancelled by its caller");
+      } else {
+        giveBackLock(call.session_id, call.name, call.token);
       }
     }
   }
   for (auto& fn : deferred) fn();
 }
 
-void Core::acquireAnswered(int64_t waiter_id) {
+void Core::giveBackLock(const std::string& session_id, const std::string& name, int64_t token) {
+  auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return;
+  auto& locks = session->second.locks;
+  auto held = locks.find(name);
+  if (held == locks.end() || held->second.token != token) return;
+  locks.erase(held);
+  lock_index_.erase({name, token});
+  deleteLock(name, token, nullptr);
+  countLost("acquire_cancelled");
+  sendLock(session->second, name, LockState::kLost, token, "the acquire was cancelled by its caller");
+}
+
+void Core::callAnswered(int64_t call_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  granted_.erase(waiter_id);
+  calls_.erase(call_id);
 }
 
 void Core::release(const std::string& session_id, const std::string& name, StatusReply reply, int64_t only_token) {

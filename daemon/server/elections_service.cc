@@ -3,6 +3,7 @@
 
 #include "core/status_map.h"
 #include "core/validation.h"
+#include "server/cancellable_call.h"
 #include "server/convert.h"
 #include "server/services.h"
 #include "server/stream_writer.h"
@@ -66,17 +67,17 @@ grpc::ServerUnaryReactor* ElectionsService::Campaign(grpc::CallbackServerContext
                                                      const v1::CampaignRequest* request,
                                                      v1::CampaignResponse* response) {
   if (auto* refused = refuse(context, access_)) return refused;
-  auto* reactor = context->DefaultReactor();
   bool rejoin = request->has_rejoin() ? request->rejoin() : true;
-  core_.campaign(request->session_id(), request->election(), request->value(), rejoin,
-                 [reactor, response](absl::StatusOr<core::ElectionStatus> status) {
-                   if (status.ok()) {
-                     response->set_status(toProto(status->status));
-                     response->set_term(status->term);
-                   }
-                   reactor->Finish(toGrpc(status.status()));
-                 });
-  return reactor;
+  return new CancellableCall(core_, [&](CancellableCall::Done finish) {
+    return core_.campaign(request->session_id(), request->election(), request->value(), rejoin,
+                          [finish, response](absl::StatusOr<core::ElectionStatus> status) {
+                            if (status.ok()) {
+                              response->set_status(toProto(status->status));
+                              response->set_term(status->term);
+                            }
+                            finish(toGrpc(status.status()));
+                          });
+  });
 }
 
 grpc::ServerUnaryReactor* ElectionsService::Status(grpc::CallbackServerContext* context,

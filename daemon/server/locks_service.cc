@@ -1,80 +1,36 @@
-#include <atomic>
-
+#include "server/cancellable_call.h"
 #include "server/convert.h"
 #include "server/services.h"
 
 namespace coordd::server {
-namespace {
-
-// A blocking acquire that can be cancelled by its caller (disconnect or
-// client-side deadline): the waiter is then removed from the queue.
-class AcquireReactor final : public grpc::ServerUnaryReactor {
- public:
-  AcquireReactor(core::Core& core, const v1::AcquireRequest& request, v1::AcquireResponse* response)
-      : core_(core), session_id_(request.session_id()), name_(request.name()) {
-    const int64_t waiter_id = core_.acquire(session_id_, name_, std::chrono::milliseconds(request.timeout_ms()),
-                                            [this, response](absl::StatusOr<int64_t> token) {
-                                              if (token.ok()) response->set_fencing_token(*token);
-                                              Finish(toGrpc(token.status()));
-                                            });
-    // gRPC calls neither OnCancel nor OnDone before the method handler,
-    // which runs this constructor, has returned: they see the id.
-    waiter_id_.store(waiter_id);
-    // The reply may already have run, on another thread.
-    unref();
-  }
-
-  // The caller went away. Whether that removes a waiter or gives back a lock
-  // granted meanwhile, whose answer it will never read, the core decides.
-  void OnCancel() override {
-    cancelled_.store(true);
-    if (int64_t waiter_id = waiter_id_.load(); waiter_id != 0) core_.cancelAcquire(waiter_id);
-  }
-  void OnDone() override {
-    if (int64_t waiter_id = waiter_id_.load(); waiter_id != 0 && !cancelled_.load()) {
-      core_.acquireAnswered(waiter_id);
-    }
-    unref();
-  }
-
- private:
-  void unref() {
-    if (refs_.fetch_sub(1) == 1) delete this;
-  }
-
-  core::Core& core_;
-  const std::string session_id_;
-  const std::string name_;
-  std::atomic<int64_t> waiter_id_{0};
-  std::atomic<bool> cancelled_{false};
-  std::atomic<int> refs_{2};  // the constructor and OnDone
-};
-
-}  // namespace
 
 grpc::ServerUnaryReactor* LocksService::TryAcquire(grpc::CallbackServerContext* context,
                                                    const v1::TryAcquireRequest* request,
                                                    v1::TryAcquireResponse* response) {
   if (auto* refused = refuse(context, access_)) return refused;
-  auto* reactor = context->DefaultReactor();
-  core_.tryAcquire(request->session_id(), request->name(),
-                   [reactor, response](absl::StatusOr<core::TryAcquireResult> result) {
-                     if (result.ok()) {
-                       response->set_acquired(result->acquired);
-                       response->set_fencing_token(result->token);
-                       if (result->holder) {
-                         toProto(result->holder->owner, response->mutable_holder());
-                       }
-                     }
-                     reactor->Finish(toGrpc(result.status()));
-                   });
-  return reactor;
+  return new CancellableCall(core_, [&](CancellableCall::Done finish) {
+    return core_.tryAcquire(request->session_id(), request->name(),
+                            [finish, response](absl::StatusOr<core::TryAcquireResult> result) {
+                              if (result.ok()) {
+                                response->set_acquired(result->acquired);
+                                response->set_fencing_token(result->token);
+                                if (result->holder) toProto(result->holder->owner, response->mutable_holder());
+                              }
+                              finish(toGrpc(result.status()));
+                            });
+  });
 }
 
 grpc::ServerUnaryReactor* LocksService::Acquire(grpc::CallbackServerContext* context, const v1::AcquireRequest* request,
                                                 v1::AcquireResponse* response) {
   if (auto* refused = refuse(context, access_)) return refused;
-  return new AcquireReactor(core_, *request, response);
+  return new CancellableCall(core_, [&](CancellableCall::Done finish) {
+    return core_.acquire(request->session_id(), request->name(), std::chrono::milliseconds(request->timeout_ms()),
+                         [finish, response](absl::StatusOr<int64_t> token) {
+                           if (token.ok()) response->set_fencing_token(*token);
+                           finish(toGrpc(token.status()));
+                         });
+  });
 }
 
 grpc::ServerUnaryReactor* LocksService::Release(grpc::CallbackServerContext* context, const v1::ReleaseRequest* request,

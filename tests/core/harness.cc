@@ -116,8 +116,11 @@ Daemon::Client Daemon::open(const std::string& owner, std::chrono::milliseconds 
 
 absl::StatusOr<core::TryAcquireResult> Daemon::tryAcquire(const Client& c, const std::string& name) {
   std::promise<absl::StatusOr<core::TryAcquireResult>> promise;
-  core.tryAcquire(c.id, name, [&](absl::StatusOr<core::TryAcquireResult> r) { promise.set_value(std::move(r)); });
-  return promise.get_future().get();
+  const int64_t call =
+      core.tryAcquire(c.id, name, [&](absl::StatusOr<core::TryAcquireResult> r) { promise.set_value(std::move(r)); });
+  auto result = promise.get_future().get();
+  core.callAnswered(call);  // as gRPC's OnDone
+  return result;
 }
 
 std::future<absl::StatusOr<int64_t>> Daemon::acquireAsync(const Client& c, const std::string& name,
@@ -130,7 +133,10 @@ std::future<absl::StatusOr<int64_t>> Daemon::acquireAsync(const Client& c, const
 }
 
 absl::StatusOr<int64_t> Daemon::acquire(const Client& c, const std::string& name, std::chrono::milliseconds timeout) {
-  return acquireAsync(c, name, timeout).get();
+  int64_t call = 0;
+  auto result = acquireAsync(c, name, timeout, &call).get();
+  core.callAnswered(call);
+  return result;
 }
 
 absl::Status Daemon::release(const Client& c, const std::string& name) {
@@ -142,9 +148,11 @@ absl::Status Daemon::release(const Client& c, const std::string& name) {
 absl::StatusOr<core::ElectionStatus> Daemon::campaign(const Client& c, const std::string& election, bool rejoin,
                                                       const std::string& value) {
   std::promise<absl::StatusOr<core::ElectionStatus>> promise;
-  core.campaign(c.id, election, value, rejoin,
-                [&](absl::StatusOr<core::ElectionStatus> r) { promise.set_value(std::move(r)); });
-  return promise.get_future().get();
+  const int64_t call = core.campaign(c.id, election, value, rejoin,
+                                     [&](absl::StatusOr<core::ElectionStatus> r) { promise.set_value(std::move(r)); });
+  auto result = promise.get_future().get();
+  core.callAnswered(call);
+  return result;
 }
 
 absl::Status Daemon::resign(const Client& c, const std::string& election) {

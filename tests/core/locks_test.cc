@@ -137,7 +137,7 @@ TEST_CASE("a cancelled acquire answers DEADLINE_EXCEEDED and leaves no waiter", 
   int64_t waiter = 0;
   auto reply = d.acquireAsync(b, "c", 10000ms, &waiter);
   REQUIRE(waiter != 0);
-  d.core.cancelAcquire(waiter);
+  d.core.cancelCall(waiter);
   REQUIRE(reply.wait_for(2s) == std::future_status::ready);
   CHECK(absl::IsDeadlineExceeded(reply.get().status()));
   REQUIRE(eventually([&] {
@@ -383,11 +383,67 @@ TEST_CASE("a blocking acquire cancelled after its grant gives the lock back", "[
   REQUIRE(waiter_id != 0);
   REQUIRE(d.release(b, "job").ok());
   REQUIRE(answer.get().ok());  // granted
-  d.core.cancelAcquire(waiter_id);
+  d.core.cancelCall(waiter_id);
   // Nobody acts for `a` on that lock: it is free again, not stuck until
   // `a` ends (and `a` asking again would have got ALREADY_EXISTS).
   REQUIRE(eventually([&] { return d.tryAcquire(b, "job")->acquired; }));
   CHECK(d.core.check(a.id, "job")->state == LockState::kNotHeld);
+}
+
+TEST_CASE("a TryAcquire whose caller gave up gives the lock back - after its grant or while in flight", "[locks]") {
+  Daemon d(newKeeper());
+  auto a = d.open("gave-up");
+  auto b = d.open("other");
+  for (const bool in_flight : {false, true}) {
+    CAPTURE(in_flight);
+    std::promise<absl::StatusOr<core::TryAcquireResult>> answer;
+    const int64_t call = d.core.tryAcquire(
+        a.id, "job", [&](absl::StatusOr<core::TryAcquireResult> r) { answer.set_value(std::move(r)); });
+    REQUIRE(call != 0);
+    auto result = answer.get_future();
+    if (!in_flight) REQUIRE(result.get()->acquired);  // granted, the answer on its way
+    d.core.cancelCall(call);
+    if (in_flight) result.get().IgnoreError();  // whatever it says, nobody reads it
+    // Nobody acts for `a` on that lock: it is free again, not stuck until
+    // `a` ends, and `a` asking again is not told it holds it already.
+    CHECK(eventually([&] { return d.core.check(a.id, "job")->state == LockState::kNotHeld; }));
+    auto taken = d.tryAcquire(b, "job");
+    REQUIRE(taken.ok());
+    CHECK(taken->acquired);
+    REQUIRE(d.release(b, "job").ok());
+    auto again = d.tryAcquire(a, "job");
+    REQUIRE(again.ok());
+    CHECK(again->acquired);
+    REQUIRE(d.release(a, "job").ok());
+  }
+}
+
+TEST_CASE("a Campaign whose caller gave up withdraws the candidacy - after its answer or while in flight",
+          "[elections]") {
+  Daemon d(newKeeper());
+  auto a = d.open("gave-up");
+  auto b = d.open("other");
+  for (const bool in_flight : {false, true}) {
+    CAPTURE(in_flight);
+    std::promise<absl::StatusOr<core::ElectionStatus>> answer;
+    const int64_t call = d.core.campaign(
+        a.id, "svc", "", true, [&](absl::StatusOr<core::ElectionStatus> r) { answer.set_value(std::move(r)); });
+    REQUIRE(call != 0);
+    auto result = answer.get_future();
+    if (!in_flight) REQUIRE(result.get()->status == core::CandidateStatus::kPrimary);
+    d.core.cancelCall(call);
+    if (in_flight) result.get().IgnoreError();
+    // No PRIMARY nobody acts for: `b` becomes primary, and `a` may stand again.
+    CHECK(eventually([&] { return d.core.status(a.id, "svc")->status == core::CandidateStatus::kNotCandidate; }));
+    auto other = d.campaign(b, "svc");
+    REQUIRE(other.ok());
+    CHECK(other->status == core::CandidateStatus::kPrimary);
+    REQUIRE(d.resign(b, "svc").ok());
+    auto again = d.campaign(a, "svc");
+    REQUIRE(again.ok());
+    CHECK(again->status == core::CandidateStatus::kPrimary);
+    REQUIRE(d.resign(a, "svc").ok());
+  }
 }
 
 TEST_CASE("a LOST while the client's stream is broken comes first on its next stream", "[locks]") {

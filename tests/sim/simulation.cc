@@ -620,7 +620,7 @@ void Simulation::tryAcquire(SimClient& c, const std::string& name) {
 }
 
 // As the Acquire service drives the core: the call, its answer, then OnDone
-// (acquireAnswered); or a cancel (OnCancel) racing the answer.
+// (callAnswered); or a cancel (OnCancel) racing the answer.
 void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout, bool may_cancel) {
   if (c.locks.count(name) || c.acquiring.count(name)) return;
   c.acquiring.insert(name);
@@ -632,7 +632,7 @@ void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::mil
                               [this, &c, name, session, given_up, waiter_id, core = &core](absl::StatusOr<int64_t> r) {
                                 c.strand.post([this, &c, name, session, given_up, waiter_id, core, r] {
                                   if (*given_up) return;  // the caller is gone: it never reads this answer
-                                  rpc(c, [waiter_id](core::Core& core) { core.acquireAnswered(*waiter_id); });
+                                  rpc(c, [waiter_id](core::Core& core) { core.callAnswered(*waiter_id); });
                                   if (c.session == session) c.acquiring.erase(name);
                                   if (!r.ok() || c.session != session) return;
                                   note(absl::StrFormat("client %d: Acquire %s granted, token %d", c.index, name, *r));
@@ -651,7 +651,7 @@ void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::mil
     *given_up = true;
     c.acquiring.erase(name);
     rpc(c, [waiter_id](core::Core& core) {
-      if (*waiter_id != 0) core.cancelAcquire(*waiter_id);
+      if (*waiter_id != 0) core.cancelCall(*waiter_id);
     });
   });
 }
