@@ -18,9 +18,9 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(50);
 constexpr auto kExitCheckInterval = std::chrono::milliseconds(5);
 constexpr size_t kRememberEndedSessions = 4096;
 constexpr char kClientGone[] = "keepalive stream broken (client gone)";
-// Pings are answered at once, but not more often than this: a ping that
-// comes sooner is answered by the next sweep, so a client that floods pings
-// gets one answer per sweep.
+// Pings are answered at once, but not sooner than this after the stream's
+// last event: a flood of pings gets at most one answer per interval, and a
+// ping that comes too soon is answered by the next sweep.
 constexpr auto kMinPingAnswerInterval = std::chrono::milliseconds(5);
 
 void runAll(std::vector<std::function<void()>>& deferred) {
@@ -144,7 +144,7 @@ backend::OwnerRecord Core::ownerOf(const Session& session) const {
 
 void Core::send(Session& session, Event event) {
   if (session.sink) {
-    if (event.kind == Event::Kind::kHeartbeat) session.answered_ping_id = event.ping_id;
+    if (event.kind == Event::Kind::kHeartbeat) session.ping_unanswered = false;
     session.sink->send(event);
     session.last_sent = now();
     return;
@@ -236,6 +236,7 @@ absl::Status Core::ping(const std::string& session_id, uint64_t ping_id) {
   Session& s = **session;
   s.last_ping = now();
   s.last_ping_id = ping_id;
+  s.ping_unanswered = true;
   // Never left unanswered (see kMinPingAnswerInterval): the client's lease
   // would run out with nothing wrong.
   if (s.sink && s.last_ping - s.last_sent >= kMinPingAnswerInterval) send(s, heartbeat(s));
@@ -543,6 +544,8 @@ void Core::addGauges() {
   count("coordd_sessions", "Client sessions open.", &DaemonStatus::sessions);
   count("coordd_locks_held", "Locks held by this daemon's sessions.", &DaemonStatus::locks_held);
   count("coordd_lock_waiters", "Blocking acquires waiting.", &DaemonStatus::lock_waiters);
+  count("coordd_calls_pending", "Lock and campaign calls in flight or whose caller has not had the answer yet.",
+        &DaemonStatus::calls_pending);
   registry.gauge("coordd_candidacies", "Candidacies of this daemon's sessions, by status.", {"status"}, [this] {
     std::map<std::string, double> by_status{{"PRIMARY", 0}, {"SECONDARY", 0}, {"SUSPENDED", 0}, {"TERMINATED", 0}};
     std::lock_guard<std::mutex> lock(mu_);
@@ -573,6 +576,7 @@ DaemonStatus Core::daemonStatus() const {
   status.ready = ready_ && !stopping_ && link_ == backend::LinkState::kConnected;
   status.sessions = static_cast<int64_t>(sessions_.size());
   status.lock_waiters = static_cast<int64_t>(acquires_.size());
+  status.calls_pending = static_cast<int64_t>(calls_.size());
   for (const auto& [id, session] : sessions_) {
     status.locks_held += static_cast<int64_t>(session.locks.size());
     status.candidacies += static_cast<int64_t>(session.candidacies.size());
@@ -637,9 +641,8 @@ void Core::sweep(Deferred& deferred) {
   for (auto& [id, session] : sessions_) {
     if (now - session.last_ping > session.ttl) {
       ending.emplace_back(id, absl::StrCat("ttl expired: no ping for ", session.ttl.count(), " ms"));
-    } else if (session.sink &&
-               (now - session.last_sent >= session.window / 3 || (session.answered_ping_id != session.last_ping_id &&
-                                                                  now - session.last_sent >= kMinPingAnswerInterval))) {
+    } else if (session.sink && (now - session.last_sent >= session.window / 3 ||
+                                (session.ping_unanswered && now - session.last_sent >= kMinPingAnswerInterval))) {
       send(session, heartbeat(session));
     }
   }

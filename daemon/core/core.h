@@ -125,16 +125,19 @@ class Core : private backend::Listener {
   struct HeldLock {
     int64_t token = 0;
     bool suspended = false;
+    bool verifying = false;  // a verification read in flight
   };
   struct Candidacy {
-    int64_t id = 0;    // this registration, to match async completions
-    int64_t term = 0;  // its node's token; 0 while registering
+    int64_t id = 0;             // this registration, to match async completions
+    int64_t campaign_call = 0;  // the Campaign that made it, through every rejoin
+    int64_t term = 0;           // its node's token; 0 while registering
     std::string value;
     bool rejoin = true;
     bool registering = true;
     bool primary = false;
     bool suspended = false;
     bool terminated = false;
+    bool verifying = false;  // a verification read in flight
     std::string reason;
   };
   struct Session {
@@ -147,7 +150,7 @@ class Core : private backend::Listener {
     std::chrono::milliseconds window{0};
     Clock::time_point last_ping;
     uint64_t last_ping_id = 0;
-    uint64_t answered_ping_id = 0;  // the latest a heartbeat has carried
+    bool ping_unanswered = false;  // no heartbeat since the last ping
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
     // Lock and election events that came while no stream was attached: the
@@ -227,13 +230,14 @@ class Core : private backend::Listener {
   void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token) ABSL_LOCKS_EXCLUDED(mu_);
   // Registers `election` for `session_id` in the coordinator; the reply (if
-  // any) gets the resulting status, and the session an event.
+  // any: the Campaign's own registration, not a rejoin) gets the resulting
+  // status, and the session an event.
   void registerCandidacy(const std::string& session_id, const std::string& election, Reply<ElectionStatus> reply)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void terminateCandidacy(Session& session, const std::string& election, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Undo a grant whose caller gave up (cancelCall), if it still stands.
-  void withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t candidacy_id,
+  void withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t campaign_call,
                          const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void giveBackLock(const std::string& session_id, const std::string& name, int64_t token)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -268,8 +272,10 @@ class Core : private backend::Listener {
   bool serving_reported_ ABSL_GUARDED_BY(mu_) = false;
   bool member_registered_ ABSL_GUARDED_BY(mu_) = false;
   int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // coordinator sessions so far
-  // When the sweep verifies again the holds whose verification failed.
+  // When the sweep verifies again the holds whose verification failed, and
+  // how many retries in a row failed (each waits twice as long).
   std::optional<Clock::time_point> reverify_at_ ABSL_GUARDED_BY(mu_);
+  int reverify_failures_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t inflight_deletes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -288,7 +294,7 @@ class Core : private backend::Listener {
     bool candidacy = false;  // a Campaign's candidacy, else a lock
     std::string session_id;
     std::string name;   // lock or election
-    int64_t token = 0;  // the lock's token, or the candidacy's id
+    int64_t token = 0;  // the lock's token; for a candidacy, the call id
   };
   std::map<int64_t, Call> calls_ ABSL_GUARDED_BY(mu_);
   // (name, token) -> session id, for notifications from the coordinator.

@@ -9,8 +9,10 @@
 namespace coordd::core {
 namespace {
 
-// How long a hold whose verification failed waits for the next try.
+// How long a hold whose verification failed waits for the next try, at
+// first and at most.
 constexpr auto kReverifyDelay = std::chrono::milliseconds(200);
+constexpr auto kMaxReverifyDelay = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -61,9 +63,10 @@ int64_t Core::campaign(const std::string& session_id, const std::string& electio
         candidacy = Candidacy{};
         candidacy.value = value;
         candidacy.rejoin = rejoin;
+        candidacy.campaign_call = next_id_++;
+        calls_[candidacy.campaign_call] = Call{};
         registerCandidacy(session_id, election, std::move(reply));
-        calls_[candidacy.id] = Call{};
-        return candidacy.id;
+        return candidacy.campaign_call;
       }
     }
   }
@@ -78,9 +81,10 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
   candidacy.registering = true;
   int64_t id = candidacy.id;
   int64_t epoch = epoch_;
+  const int64_t call_id = reply ? candidacy.campaign_call : 0;
   backend_.campaign(
       election, ownerOf(session), candidacy.value,
-      [this, session_id, election, id, epoch, reply](absl::StatusOr<backend::Backend::CampaignResult> result) {
+      [this, session_id, election, id, call_id, epoch, reply](absl::StatusOr<backend::Backend::CampaignResult> result) {
         Deferred deferred;
         {
           std::lock_guard<std::mutex> lock(mu_);
@@ -92,7 +96,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
             if (c != session->candidacies.end() && c->second.id == id) candidacy = &c->second;
           }
           // A Campaign's own registration (not a rejoin) whose caller gave up.
-          auto call = reply ? calls_.find(id) : calls_.end();
+          auto call = reply ? calls_.find(call_id) : calls_.end();
           const bool cancelled = reply && (call == calls_.end() || call->second.cancelled);
           absl::Status failed = result.status();
           if (result.ok() && (candidacy == nullptr || epoch != epoch_ || cancelled)) {
@@ -105,7 +109,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
           }
           if (call != calls_.end()) {
             if (failed.ok()) {
-              call->second = Call{false, true, true, session_id, election, id};
+              call->second = Call{false, true, true, session_id, election, call_id};
             } else {
               calls_.erase(call);
             }
@@ -141,16 +145,19 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
       });
 }
 
-void Core::withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t candidacy_id,
+void Core::withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t campaign_call,
                              const std::string& reason) {
   auto session = sessions_.find(session_id);
   if (session == sessions_.end()) return;
   auto it = session->second.candidacies.find(election);
-  if (it == session->second.candidacies.end() || it->second.id != candidacy_id || it->second.terminated) return;
-  const int64_t term = it->second.term;
-  terminateCandidacy(session->second, election, reason);  // tells the session
+  if (it == session->second.candidacies.end() || it->second.campaign_call != campaign_call) return;
+  // Whatever became of it since the grant: lost and waiting to rejoin
+  // (terminated), rejoining (its registration, finding no candidacy, deletes
+  // its node), or registered again.
+  const Candidacy candidacy = it->second;
+  if (!candidacy.terminated) terminateCandidacy(session->second, election, reason);  // tells the session
   session->second.candidacies.erase(election);
-  deleteCandidate(election, term, nullptr);
+  if (!candidacy.terminated && !candidacy.registering) deleteCandidate(election, candidacy.term, nullptr);
 }
 
 void Core::terminateCandidacy(Session& session, const std::string& election, const std::string& reason) {
@@ -220,16 +227,24 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
 
 void Core::verifyHolds(bool after_reconnect) {
   reverify_at_.reset();
+  if (after_reconnect) reverify_failures_ = 0;
+  // A retry skips what is verified already or still being verified.
+  const auto skip = [after_reconnect](bool suspended, bool verifying) {
+    return !after_reconnect && (!suspended || verifying);
+  };
   for (auto& [id, session] : sessions_) {
-    for (const auto& [name, held] : session.locks) {
-      if (!after_reconnect && !held.suspended) continue;
+    for (auto& [name, held] : session.locks) {
+      if (skip(held.suspended, held.verifying)) continue;
+      held.verifying = true;
       backend_.verifyLock(name, held.token,
                           [this, session_id = id, name = name, token = held.token](absl::StatusOr<bool> holds) {
                             std::lock_guard<std::mutex> lock(mu_);
                             auto s = sessions_.find(session_id);
                             if (s == sessions_.end()) return;
                             auto l = s->second.locks.find(name);
-                            if (l == s->second.locks.end() || l->second.token != token || !l->second.suspended) return;
+                            if (l == s->second.locks.end() || l->second.token != token) return;
+                            l->second.verifying = false;
+                            if (!l->second.suspended) return;
                             if (!holds.ok()) return verifyAgainLater();  // still in doubt
                             if (*holds) {
                               l->second.suspended = false;
@@ -242,9 +257,9 @@ void Core::verifyHolds(bool after_reconnect) {
                             }
                           });
     }
-    for (const auto& [election, candidacy] : session.candidacies) {
-      if (candidacy.registering || candidacy.terminated) continue;
-      if (!after_reconnect && !candidacy.suspended) continue;
+    for (auto& [election, candidacy] : session.candidacies) {
+      if (candidacy.registering || candidacy.terminated || skip(candidacy.suspended, candidacy.verifying)) continue;
+      candidacy.verifying = true;
       backend_.verifyCandidacy(
           election, candidacy.term,
           [this, session_id = id, election = election, cid = candidacy.id](absl::StatusOr<std::optional<bool>> r) {
@@ -253,7 +268,11 @@ void Core::verifyHolds(bool after_reconnect) {
             if (s == sessions_.end()) return;
             auto c = s->second.candidacies.find(election);
             if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
-            if (!r.ok()) return verifyAgainLater();
+            c->second.verifying = false;
+            if (!r.ok()) {
+              if (c->second.suspended) verifyAgainLater();
+              return;
+            }
             if (!r->has_value()) {
               terminateCandidacy(s->second, election, "candidacy gone after reconnect");
               return;
@@ -270,9 +289,14 @@ void Core::verifyHolds(bool after_reconnect) {
 }
 
 // A verification's read failed with no reconnect to come (an operation
-// timeout, say): without another try the hold would stay SUSPENDED.
+// timeout, say): without another try the hold would stay SUSPENDED. Each
+// retry that fails again waits twice as long, up to kMaxReverifyDelay, so
+// that a keeper that keeps failing reads is not flooded with them.
 void Core::verifyAgainLater() {
-  if (!reverify_at_) reverify_at_ = now() + kReverifyDelay;
+  if (reverify_at_) return;  // one more round is due already
+  reverify_at_ = now() + std::min<Clock::duration>(kReverifyDelay * (int64_t{1} << std::min(reverify_failures_, 8)),
+                                                   kMaxReverifyDelay);
+  ++reverify_failures_;
 }
 
 }  // namespace coordd::core

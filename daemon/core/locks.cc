@@ -47,7 +47,8 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
               if (it != sessions_.end()) it->second.tries.erase(name);
               auto call = calls_.find(call_id);
               const bool cancelled = call == calls_.end() || call->second.cancelled;
-              if (!result.ok() || !result->acquired || cancelled) calls_.erase(call_id);
+              // Only a grant is left for callAnswered or cancelCall to end.
+              if (call != calls_.end()) calls_.erase(call);
               if (!result.ok()) {
                 deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
               } else if (!result->acquired) {
@@ -69,7 +70,7 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
                 } else {
                   it->second.locks[name] = HeldLock{result->token, false};
                   lock_index_[{name, result->token}] = session_id;
-                  call->second = Call{false, true, false, session_id, name, result->token};
+                  calls_[call_id] = Call{false, true, false, session_id, name, result->token};
                   sendLock(it->second, name, LockState::kHeld, result->token, "");
                   deferred.push_back([reply, token = result->token] {
                     reply(TryAcquireResult{true, token, std::nullopt});

@@ -104,6 +104,9 @@ struct DaemonStatus {
   int64_t locks_held = 0;
   int64_t lock_waiters = 0;
   int64_t candidacies = 0;
+  // TryAcquire and Campaign calls in flight, and grants of any of the three
+  // lock and campaign calls whose caller has not had the answer yet.
+  int64_t calls_pending = 0;
 };
 
 }  // namespace coordd::core

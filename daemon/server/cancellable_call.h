@@ -28,11 +28,11 @@ class CancellableCall final : public grpc::ServerUnaryReactor {
   }
 
   void OnCancel() override {
-    cancelled_.store(true);
     if (int64_t call_id = call_id_.load(); call_id != 0) core_.cancelCall(call_id);
   }
+  // After OnCancel too (gRPC calls both): whatever cancelCall left ends here.
   void OnDone() override {
-    if (int64_t call_id = call_id_.load(); call_id != 0 && !cancelled_.load()) core_.callAnswered(call_id);
+    if (int64_t call_id = call_id_.load(); call_id != 0) core_.callAnswered(call_id);
     unref();
   }
 
@@ -43,7 +43,6 @@ class CancellableCall final : public grpc::ServerUnaryReactor {
 
   core::Core& core_;
   std::atomic<int64_t> call_id_{0};
-  std::atomic<bool> cancelled_{false};
   std::atomic<int> refs_{2};  // the constructor and OnDone
 };
 

@@ -446,6 +446,91 @@ TEST_CASE("a Campaign whose caller gave up withdraws the candidacy - after its a
   }
 }
 
+TEST_CASE("a Campaign whose caller gave up is withdrawn even after its candidacy was lost and rejoined",
+          "[elections]") {
+  // gRPC tells the core the caller is gone only after the coordinator
+  // session expired and the candidacy rejoined with a new registration.
+  Daemon d(newKeeper());
+  auto a = d.open("gave-up");
+  auto b = d.open("other");
+  std::promise<absl::StatusOr<core::ElectionStatus>> answer;
+  const int64_t call = d.core.campaign(a.id, "svc", "", true,
+                                       [&](absl::StatusOr<core::ElectionStatus> r) { answer.set_value(std::move(r)); });
+  REQUIRE(call != 0);
+  auto first = answer.get_future().get();
+  REQUIRE(first.ok());
+  REQUIRE(first->status == core::CandidateStatus::kPrimary);
+  d.expire();
+  REQUIRE(a.events->waitElection("svc", core::CandidateStatus::kTerminated));
+  REQUIRE(a.events->waitElection("svc", core::CandidateStatus::kPrimary));  // rejoined
+  d.core.cancelCall(call);
+  // No PRIMARY nobody acts for.
+  CHECK(eventually([&] { return d.core.status(a.id, "svc")->status == core::CandidateStatus::kNotCandidate; }));
+  auto other = d.campaign(b, "svc");
+  REQUIRE(other.ok());
+  CHECK(other->status == core::CandidateStatus::kPrimary);
+}
+
+TEST_CASE("a TryAcquire answered with an error leaves no call behind - whether its caller then cancels or not",
+          "[locks]") {
+  // The lock is granted by the coordinator after the session ended: the
+  // core gives it back and answers an error. gRPC may then report the call
+  // cancelled (OnCancel) instead of done.
+  auto keeper = newKeeper();
+  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  auto go = std::make_shared<std::atomic<bool>>(true);
+  Daemon d(keeper, faultyBackend(keeper, [=](const std::string& op, const std::string& path) {
+             // The backend's thread waits.
+             while (op == "create" && path == lock_path && !go->load()) std::this_thread::sleep_for(1ms);
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  for (const bool cancelled : {true, false}) {
+    CAPTURE(cancelled);
+    auto a = d.open("ends");
+    go->store(false);
+    std::promise<absl::StatusOr<core::TryAcquireResult>> answer;
+    const int64_t call = d.core.tryAcquire(
+        a.id, "job", [&](absl::StatusOr<core::TryAcquireResult> r) { answer.set_value(std::move(r)); });
+    REQUIRE(call != 0);
+    d.core.closeSession(a.id, [](absl::Status) {});
+    go->store(true);  // the create goes on
+    auto result = answer.get_future().get();
+    CHECK(absl::IsFailedPrecondition(result.status()));
+    if (cancelled) {
+      d.core.cancelCall(call);
+    } else {
+      d.core.callAnswered(call);
+    }
+    CHECK(d.core.daemonStatus().calls_pending == 0);
+  }
+}
+
+TEST_CASE("verification reads that keep failing are tried again ever less often - the keeper is not flooded",
+          "[locks][link]") {
+  auto keeper = newKeeper();
+  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  auto failing = std::make_shared<std::atomic<bool>>(false);
+  auto reads = std::make_shared<std::atomic<int>>(0);
+  Daemon d(keeper, faultyBackend(keeper, [=](const std::string& op, const std::string& path) {
+             if (op != "exists" || path != lock_path || !failing->load())
+               return backend::keeper::FaultyKeeper::Fault::kNone;
+             ++*reads;
+             return backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied;
+           }));
+  auto a = d.open();
+  REQUIRE(d.tryAcquire(a, "job")->acquired);
+  d.suspend();
+  REQUIRE(a.events->waitLinkSuspended());
+  failing->store(true);
+  d.reconnect();
+  std::this_thread::sleep_for(2500ms);
+  // The watch's re-arm, then the verification and its retries: 200 ms,
+  // 400 ms, 800 ms apart (doubling), not every 200 ms (a dozen reads).
+  CHECK(reads->load() >= 3);
+  CHECK(reads->load() <= 6);
+  CHECK(d.core.check(a.id, "job")->state == LockState::kSuspended);
+}
+
 TEST_CASE("a LOST while the client's stream is broken comes first on its next stream", "[locks]") {
   // The stream broke (a one-sided TCP failure, a dropped slow reader) and
   // the client lives on; meanwhile an admin frees its lock. A client that

@@ -141,6 +141,21 @@ TEST_CASE("a flood of pings is answered at most every 5 ms - the periodic heartb
   CHECK(a.events->count([](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat; }) < 100);
 }
 
+TEST_CASE("a ping repeating the id of one just answered is answered by the next sweep - not the periodic heartbeat",
+          "[sessions]") {
+  Daemon d(newKeeper());
+  auto a = d.open("repeats", 30s);  // the periodic heartbeat: every 10 s
+  auto echo = [&] {
+    return a.events->waitFor(
+        [](const core::Event& e) { return e.kind == core::Event::Kind::kHeartbeat && e.ping_id == 7; }, 2000ms);
+  };
+  REQUIRE(d.core.ping(a.id, 7).ok());
+  REQUIRE(echo());
+  // Within 5 ms of that answer: not answered at once, but soon.
+  REQUIRE(d.core.ping(a.id, 7).ok());
+  CHECK(echo());
+}
+
 TEST_CASE("one KeepAlive stream per session", "[sessions]") {
   Daemon d(newKeeper());
   auto a = d.open();

@@ -63,10 +63,11 @@ struct SimClient {
   std::map<uint64_t, Clock::time_point> sent;
   Clock::time_point valid_until{};
   std::map<std::string, Hold> locks;
-  std::map<std::string, Hold> primary;  // election -> term
-  bool resync = false;                  // holds in doubt until checked after a renewal
-  std::set<std::string> acquiring;
+  std::map<std::string, Hold> primary;    // election -> term
+  bool resync = false;                    // holds in doubt until checked after a renewal
+  std::set<std::string> acquiring;        // a TryAcquire or Acquire not answered yet
   std::set<std::string> campaigning;      // a Campaign call not answered yet
+  std::set<std::string> candidacies;      // Campaign answered OK, not resigned
   std::set<std::string> resigned;         // its events no longer count, until a new Campaign
   std::shared_ptr<core::EventSink> sink;  // the attached stream's
 
@@ -124,8 +125,13 @@ class Simulation {
   void schedulePing(SimClient& c, int64_t stream);
   void open(SimClient& c);
   void attach(SimClient& c);
+  // A TryAcquire, Acquire or Campaign as its service drives the core.
+  template <typename T>
+  void call(SimClient& c, std::optional<std::chrono::milliseconds> give_up_within, const char* what,
+            std::function<int64_t(core::Core&, core::Reply<T>)> start,
+            std::function<void(const absl::StatusOr<T>&)> answered, std::function<void()> gave_up);
   void tryAcquire(SimClient& c, const std::string& name);
-  void acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout, bool may_cancel);
+  void acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout);
   void release(SimClient& c, const std::string& name);
   void campaign(SimClient& c, const std::string& election);
   void resign(SimClient& c, const std::string& election);
@@ -136,6 +142,8 @@ class Simulation {
   void resync(SimClient& c);
 
   void heal();
+  void checkKnown();
+  void letGo();
   void checkLiveness();
   void runUntil(Clock::time_point until);
 
@@ -539,6 +547,7 @@ void Simulation::lostSession(SimClient& c) {
   c.stream = 0;
   c.acquiring.clear();
   c.campaigning.clear();
+  c.candidacies.clear();
   c.resigned.clear();
   c.resync = false;
 }
@@ -600,13 +609,57 @@ void Simulation::schedulePing(SimClient& c, int64_t stream) {
   });
 }
 
+// As CancellableCall drives the core: the call, its answer, then OnDone
+// (callAnswered); or, at a random moment within `give_up_within`, the caller
+// giving up (OnCancel: cancelCall) before the answer reaches it, and OnDone
+// after all.
+template <typename T>
+void Simulation::call(SimClient& c, std::optional<std::chrono::milliseconds> give_up_within, const char* what,
+                      std::function<int64_t(core::Core&, core::Reply<T>)> start,
+                      std::function<void(const absl::StatusOr<T>&)> answered, std::function<void()> gave_up) {
+  struct State {
+    int64_t id = 0;
+    bool answered = false;
+    bool given_up = false;
+  };
+  const std::string session = c.session;
+  auto state = std::make_shared<State>();
+  rpc(c, [this, &c, start, answered, state](core::Core& core) {
+    state->id = start(core, [this, &c, answered, state](absl::StatusOr<T> r) {
+      c.strand.post([this, &c, answered, state, r] {
+        rpc(c, [state](core::Core& core) {
+          if (state->id != 0) core.callAnswered(state->id);
+        });
+        if (state->given_up) return;  // nobody reads it
+        state->answered = true;
+        answered(r);
+      });
+    });
+  });
+  if (!give_up_within || !world_.chance(0.3)) return;
+  const auto when = world_.now() + std::chrono::microseconds(world_.uniform(0, 1000 * give_up_within->count()));
+  c.strand.postAt(when, [this, &c, session, what, state, gave_up] {
+    if (c.session != session || state->answered) return;
+    state->given_up = true;
+    ++result_.faults[absl::StrCat(what, " given up")];
+    note(absl::StrFormat("client %d: %s given up", c.index, what));
+    gave_up();
+    rpc(c, [state](core::Core& core) {
+      if (state->id != 0) core.cancelCall(state->id);
+    });
+  });
+}
+
 void Simulation::tryAcquire(SimClient& c, const std::string& name) {
   if (c.locks.count(name) || c.acquiring.count(name)) return;
   c.acquiring.insert(name);
   const std::string session = c.session;
-  rpc(c, [this, &c, name, session](core::Core& core) {
-    core.tryAcquire(session, name, [this, &c, name, session](absl::StatusOr<core::TryAcquireResult> r) {
-      c.strand.post([this, &c, name, session, r] {
+  call<core::TryAcquireResult>(
+      c, 3ms, "TryAcquire",
+      [session, name](core::Core& core, core::Reply<core::TryAcquireResult> reply) {
+        return core.tryAcquire(session, name, std::move(reply));
+      },
+      [this, &c, name, session](const absl::StatusOr<core::TryAcquireResult>& r) {
         if (c.session != session) return;
         c.acquiring.erase(name);
         if (!r.ok() || !r->acquired) return;
@@ -614,46 +667,29 @@ void Simulation::tryAcquire(SimClient& c, const std::string& name) {
         note(absl::StrFormat("client %d: TryAcquire %s granted, token %d", c.index, name, r->token));
         c.locks[name] = Hold{r->token, c.resync};
         check();
-      });
-    });
-  });
+      },
+      [&c, name] { c.acquiring.erase(name); });
 }
 
-// As the Acquire service drives the core: the call, its answer, then OnDone
-// (callAnswered); or a cancel (OnCancel) racing the answer.
-void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout, bool may_cancel) {
+void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout) {
   if (c.locks.count(name) || c.acquiring.count(name)) return;
   c.acquiring.insert(name);
   const std::string session = c.session;
-  auto given_up = std::make_shared<bool>(false);
-  auto waiter_id = std::make_shared<int64_t>(0);
-  rpc(c, [this, &c, name, session, timeout, given_up, waiter_id](core::Core& core) {
-    *waiter_id = core.acquire(session, name, timeout,
-                              [this, &c, name, session, given_up, waiter_id, core = &core](absl::StatusOr<int64_t> r) {
-                                c.strand.post([this, &c, name, session, given_up, waiter_id, core, r] {
-                                  if (*given_up) return;  // the caller is gone: it never reads this answer
-                                  rpc(c, [waiter_id](core::Core& core) { core.callAnswered(*waiter_id); });
-                                  if (c.session == session) c.acquiring.erase(name);
-                                  if (!r.ok() || c.session != session) return;
-                                  note(absl::StrFormat("client %d: Acquire %s granted, token %d", c.index, name, *r));
-                                  ++result_.grants;
-                                  c.locks[name] = Hold{*r, c.resync};
-                                  check();
-                                });
-                              });
-  });
-  if (!may_cancel || !world_.chance(0.4)) return;
-  const auto when = world_.now() + std::chrono::milliseconds(world_.uniform(0, timeout.count()));
-  c.strand.postAt(when, [this, &c, name, session, given_up, waiter_id] {
-    if (c.session != session || !c.acquiring.count(name) || *given_up) return;
-    ++result_.faults["acquire cancelled"];
-    note(absl::StrFormat("client %d: Acquire %s cancelled", c.index, name));
-    *given_up = true;
-    c.acquiring.erase(name);
-    rpc(c, [waiter_id](core::Core& core) {
-      if (*waiter_id != 0) core.cancelCall(*waiter_id);
-    });
-  });
+  call<int64_t>(
+      c, timeout, "Acquire",
+      [session, name, timeout](core::Core& core, core::Reply<int64_t> reply) {
+        return core.acquire(session, name, timeout, std::move(reply));
+      },
+      [this, &c, name, session](const absl::StatusOr<int64_t>& r) {
+        if (c.session != session) return;
+        c.acquiring.erase(name);
+        if (!r.ok()) return;
+        note(absl::StrFormat("client %d: Acquire %s granted, token %d", c.index, name, *r));
+        ++result_.grants;
+        c.locks[name] = Hold{*r, c.resync};
+        check();
+      },
+      [&c, name] { c.acquiring.erase(name); });
 }
 
 void Simulation::release(SimClient& c, const std::string& name) {
@@ -663,28 +699,38 @@ void Simulation::release(SimClient& c, const std::string& name) {
 }
 
 void Simulation::campaign(SimClient& c, const std::string& election) {
-  if (c.primary.count(election) || c.campaigning.count(election)) return;
+  if (c.candidacies.count(election) || c.campaigning.count(election)) return;
   c.campaigning.insert(election);
   c.resigned.erase(election);
   const std::string session = c.session;
   const bool rejoin = world_.chance(0.5);
-  rpc(c, [this, &c, election, session, rejoin](core::Core& core) {
-    core.campaign(session, election, "", rejoin, [this, &c, election, session](absl::StatusOr<core::ElectionStatus> r) {
-      c.strand.post([this, &c, election, session, r] {
+  call<core::ElectionStatus>(
+      c, 3ms, "Campaign",
+      [session, election, rejoin](core::Core& core, core::Reply<core::ElectionStatus> reply) {
+        return core.campaign(session, election, "", rejoin, std::move(reply));
+      },
+      [this, &c, election, session](const absl::StatusOr<core::ElectionStatus>& r) {
         if (c.session != session) return;
         c.campaigning.erase(election);
-        if (!r.ok() || r->status != CandidateStatus::kPrimary) return;
+        if (!r.ok()) return;
+        c.candidacies.insert(election);
+        if (r->status != CandidateStatus::kPrimary) return;
         note(absl::StrFormat("client %d: Campaign %s PRIMARY term %d", c.index, election, r->term));
         if (!c.primary.count(election)) ++result_.primaryships;
         c.primary[election] = Hold{r->term, c.resync};
         check();
+      },
+      [&c, election] {
+        // What its events said no longer counts: the library's handle is gone.
+        c.campaigning.erase(election);
+        c.resigned.insert(election);
+        c.primary.erase(election);
       });
-    });
-  });
 }
 
 void Simulation::resign(SimClient& c, const std::string& election) {
   c.primary.erase(election);
+  c.candidacies.erase(election);
   c.resigned.insert(election);
   note(absl::StrFormat("client %d: Resign %s", c.index, election));
   rpc(c, [session = c.session, election](core::Core& core) { core.resign(session, election, [](absl::Status) {}); });
@@ -723,7 +769,7 @@ void Simulation::act(SimClient& c) {
   if (roll < 25) {
     tryAcquire(c, name);
   } else if (roll < 37) {
-    acquire(c, name, std::chrono::milliseconds(world_.uniform(10, 3000)), true);
+    acquire(c, name, std::chrono::milliseconds(world_.uniform(10, 3000)));
   } else if (roll < 52) {
     if (c.locks.count(name) && !c.unsafe) release(c, name);
     if (c.unsafe && c.locks.count(name) && world_.chance(0.2)) release(c, name);
@@ -760,7 +806,47 @@ void Simulation::heal() {
   // What is under way ends by itself: every disconnection and freeze lasts
   // 5 s at most.
   note("faults stop");
-  // Every client lets go of everything, as a task would at its end.
+}
+
+// L6: what a daemon holds for a session, its client knows of (no grant left
+// to a caller that gave up, no candidacy nobody withdrew), and no call is
+// left that nobody will end. Once everything under way has settled.
+void Simulation::checkKnown() {
+  for (auto& c : clients_) {
+    if (c->session.empty()) continue;
+    core::Core& core = *c->daemon->core;
+    for (const auto& name : kLocks) {
+      auto state = core.check(c->session, name);
+      if (!state.ok() || (state->state != LockState::kHeld && state->state != LockState::kSuspended)) continue;
+      // An admin's force release may have failed: revoke() made its client forget it all the same.
+      if (revoked_.count({name, state->token})) continue;
+      auto mine = c->locks.find(name);
+      if ((mine == c->locks.end() || mine->second.token != state->token) && !c->acquiring.count(name)) {
+        violate(absl::StrFormat("L6: daemon %d holds %s (token %d) for client %d, which does not know it",
+                                c->daemon->index, name, state->token, c->index));
+      }
+    }
+    for (const auto& election : kElections) {
+      auto status = core.status(c->session, election);
+      if (!status.ok() || status->status == CandidateStatus::kNotCandidate ||
+          status->status == CandidateStatus::kTerminated) {
+        continue;
+      }
+      if (!c->candidacies.count(election) && !c->campaigning.count(election)) {
+        violate(absl::StrFormat("L6: client %d is %s in %s on daemon %d, and does not know it", c->index,
+                                core::candidateStatusName(status->status), election, c->daemon->index));
+      }
+    }
+  }
+  for (auto& d : daemons_) {
+    if (int64_t pending = d->core->daemonStatus().calls_pending; pending != 0) {
+      violate(absl::StrFormat("L6: daemon %d has %d lock or campaign calls that nobody will end", d->index, pending));
+    }
+  }
+}
+
+// Every client lets go of everything, as a task would at its end.
+void Simulation::letGo() {
   for (auto& c : clients_) {
     c->strand.post([this, c = c.get()] {
       if (!c->session.empty()) closeSession(*c);
@@ -881,7 +967,11 @@ SeedResult Simulation::run() {
     heal();
     // Past every fault (the longest lasts 5 s) and the session timeout.
     runUntil(world_.now() + 6s + std::chrono::milliseconds(3 * kSessionTimeoutMs));
-    if (!result_.violation) checkLiveness();
+    if (!result_.violation) checkKnown();
+    if (!result_.violation) {
+      letGo();
+      checkLiveness();
+    }
   }
   result_.steps = world_.steps();
   // Stop in the daemon's order: the backends close their sessions (answering

@@ -49,6 +49,9 @@ struct SeedResult {
 // L2  then every lock can be taken by a new blocking acquire;
 // L3  then every election with candidates has a primary;
 // L4  no daemon floods the keeper (more than 3000 calls in a simulated second).
+// L5  a client opened once the faults are over never has its lease run out;
+// L6  once settled, what a daemon holds for a session its client knows of,
+//     and no lock or campaign call is left that nobody will end.
 SeedResult runSeed(uint64_t seed, const SimOptions& options);
 
 }  // namespace coordd::sim
