@@ -216,6 +216,37 @@ TEST_CASE("a lock force-released while suspended is LOST on reconnect", "[locks]
   CHECK(d1.core.check(a.id, "job")->state == LockState::kNotHeld);
 }
 
+TEST_CASE("a lock force-released and taken elsewhere before its watch is set is LOST - not HELD twice", "[locks]") {
+  // Between the create and the exists that sets the holder's watch, an admin
+  // frees the lock and another daemon takes it: the exists finds a node, but
+  // not the holder's (ABA).
+  auto store = newKeeper();
+  Daemon d2(store);
+  auto b = d2.open("next");
+  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  auto armed = std::make_shared<std::atomic<bool>>(true);
+  bool forced = false;
+  std::optional<int64_t> next_token;
+  Daemon d1(store, faultyBackend(store, [&, armed](const std::string& op, const std::string& path) {
+              if (op == "exists" && path == lock_path && armed->exchange(false)) {
+                // On d1's backend thread; d2 has its own.
+                forced = await<backend::LockHolder>([&](auto cb) { d2.backend.forceUnlock("job", cb); }).ok();
+                auto next = d2.tryAcquire(b, "job");
+                if (next.ok() && next->acquired) next_token = next->token;
+              }
+              return backend::keeper::FaultyKeeper::Fault::kNone;
+            }));
+  auto a = d1.open("first");
+  auto first = d1.tryAcquire(a, "job");
+  REQUIRE(first.ok());
+  REQUIRE(first->acquired);
+  REQUIRE(forced);
+  REQUIRE(next_token);  // b holds it now
+  CHECK(d2.core.check(b.id, "job")->state == LockState::kHeld);
+  // a, granted before the admin's release, hears that it lost the lock.
+  CHECK(eventually([&] { return d1.core.check(a.id, "job")->state == LockState::kNotHeld; }));
+}
+
 TEST_CASE("an admin force release makes the holder's lock LOST at once", "[locks]") {
   auto store = newKeeper();
   Daemon d1(store);

@@ -105,6 +105,7 @@ Result MemoryKeeper::create(int64_t session, const std::string& path, const std:
   node.stat.ephemeral_owner = ephemeral ? session : 0;
   parent->second.children.insert(baseOf(name));
   ++parent->second.cversion;
+  parent->second.pzxid = zxid_;
   parent->second.stat.num_children = static_cast<int32_t>(parent->second.children.size());
   Result result;
   result.path = name;
@@ -128,8 +129,8 @@ Result MemoryKeeper::get(const std::string& path) const {
 Result MemoryKeeper::exists(int64_t session, const std::string& path, Keeper::Watch watch) {
   if (!validPath(path)) return failure(Code::kBadArguments);
   // As on ZooKeeper, an exists watch is set on a node that is absent too.
-  if (watch) data_watches_.emplace(path, Watcher{session, std::move(watch)});
   auto it = nodes_.find(path);
+  if (watch) data_watches_.emplace(path, Watcher{session, std::move(watch), it == nodes_.end()});
   if (it == nodes_.end()) return failure(Code::kNoNode);
   Result result;
   result.stat = it->second.stat;
@@ -168,6 +169,7 @@ void MemoryKeeper::removeNode(const std::string& path) {
   Node& parent = nodes_[parentOf(path)];
   parent.children.erase(baseOf(path));
   ++parent.cversion;
+  parent.pzxid = zxid_;
   parent.stat.num_children = static_cast<int32_t>(parent.children.size());
   fire(data_watches_, path, WatchEvent::kDeleted);
   fire(child_watches_, path, WatchEvent::kDeleted);
@@ -180,23 +182,32 @@ void MemoryKeeper::fire(std::multimap<std::string, Watcher>& watches, const std:
   for (auto it = begin; it != end; ++it) fired.push_back(std::move(it->second));
   watches.erase(begin, end);
   for (auto& watcher : fired) {
+    // Only a connected session's watches are on the server.
     auto session = sessions_.find(watcher.session);
     if (session == sessions_.end() || session->second.expired) continue;
-    deliver(session->second, [watch = std::move(watcher.watch), event] { watch(event); });
+    session->second.post([watch = std::move(watcher.watch), event] { watch(event); });
   }
-}
-
-void MemoryKeeper::deliver(SessionEntry& entry, std::function<void()> task) {
-  if (entry.connected) return entry.post(std::move(task));
-  entry.backlog.push_back(std::move(task));
 }
 
 void MemoryKeeper::disconnect(int64_t session) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end() || !it->second.connected) return;
-  it->second.connected = false;
-  it->second.post([on_session = it->second.on_session] { on_session(SessionState::kConnecting); });
+  SessionEntry& entry = it->second;
+  entry.connected = false;
+  entry.seen_zxid = zxid_;
+  for (auto [watches, detached] :
+       {std::pair{&data_watches_, &entry.detached_data}, std::pair{&child_watches_, &entry.detached_children}}) {
+    for (auto w = watches->begin(); w != watches->end();) {
+      if (w->second.session != session) {
+        ++w;
+        continue;
+      }
+      detached->emplace_back(w->first, std::move(w->second));
+      w = watches->erase(w);
+    }
+  }
+  entry.post([on_session = entry.on_session] { on_session(SessionState::kConnecting); });
 }
 
 void MemoryKeeper::reconnect(int64_t session) {
@@ -210,8 +221,37 @@ void MemoryKeeper::reconnect(int64_t session) {
     return;
   }
   entry.post([on_session = entry.on_session] { on_session(SessionState::kConnected); });
-  for (auto& task : entry.backlog) entry.post(std::move(task));
-  entry.backlog.clear();
+  restoreWatches(entry);
+}
+
+void MemoryKeeper::restoreWatches(SessionEntry& entry) {
+  const auto fireNow = [&entry](Watcher& watcher, WatchEvent event) {
+    entry.post([watch = std::move(watcher.watch), event] { watch(event); });
+  };
+  for (auto& [path, watcher] : entry.detached_data) {
+    auto node = nodes_.find(path);
+    if (watcher.on_absent && node != nodes_.end()) {
+      fireNow(watcher, WatchEvent::kCreated);
+    } else if (!watcher.on_absent && node == nodes_.end()) {
+      fireNow(watcher, WatchEvent::kDeleted);
+    } else if (!watcher.on_absent && node->second.stat.mzxid > entry.seen_zxid) {
+      fireNow(watcher, WatchEvent::kChanged);
+    } else {
+      data_watches_.emplace(path, std::move(watcher));
+    }
+  }
+  for (auto& [path, watcher] : entry.detached_children) {
+    auto node = nodes_.find(path);
+    if (node == nodes_.end()) {
+      fireNow(watcher, WatchEvent::kDeleted);
+    } else if (node->second.pzxid > entry.seen_zxid) {
+      fireNow(watcher, WatchEvent::kChild);
+    } else {
+      child_watches_.emplace(path, std::move(watcher));
+    }
+  }
+  entry.detached_data.clear();
+  entry.detached_children.clear();
 }
 
 void MemoryKeeper::expire(int64_t session) {
@@ -225,7 +265,6 @@ void MemoryKeeper::expire(int64_t session) {
   }
   SessionEntry& entry = it->second;
   entry.expired = true;
-  entry.backlog.clear();
   if (entry.connected) entry.post([on_session = entry.on_session] { on_session(SessionState::kExpired); });
 }
 
@@ -242,6 +281,10 @@ void MemoryKeeper::forgetWatches(int64_t session) {
       it = it->second.session == session ? watches->erase(it) : std::next(it);
     }
   }
+  if (auto it = sessions_.find(session); it != sessions_.end()) {
+    it->second.detached_data.clear();
+    it->second.detached_children.clear();
+  }
 }
 
 void MemoryKeeper::closed(int64_t session) {
@@ -253,7 +296,6 @@ void MemoryKeeper::closed(int64_t session) {
     // nodes, until it expires.
     it->second.abandoned = true;
     it->second.post = [](std::function<void()>) {};
-    it->second.backlog.clear();
     forgetWatches(session);
     return;
   }

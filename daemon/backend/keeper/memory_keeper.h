@@ -23,10 +23,15 @@ namespace coordd::backend::keeper {
 // sequential names come from the parent's child-change counter; ephemeral
 // nodes go with their session; watches are one-shot, and a watch fires
 // before the answer of any later request of the watching session. While a
-// session is disconnected its calls fail kConnectionLoss and the watches
-// that fire meanwhile are delivered once it is connected again, after
-// kConnected; an expired session learns of its expiry once connected. A
-// session closed while disconnected keeps its nodes until it expires.
+// session is disconnected its calls fail kConnectionLoss and its watches are
+// off the server; once connected again (after kConnected) they are restored
+// as ZooKeeper's SetWatches does, against the last zxid the session saw: a
+// data watch fires kDeleted if its node is gone and kChanged if it changed
+// (a node deleted and created anew by someone else included), an exists
+// watch on an absent node kCreated if it is there now, a child watch kDeleted
+// or kChild; the others are set again. An expired session learns of its
+// expiry once connected. A session closed while disconnected keeps its nodes
+// until it expires.
 //
 // NOTE: simplifying assumptions.
 // * A request is applied when it is made, and its answer is queued at once:
@@ -62,11 +67,13 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
     std::string data;
     Stat stat;
     int32_t cversion = 0;  // child changes: the next sequence number
+    int64_t pzxid = 0;     // the zxid of the last child change
     std::set<std::string> children;
   };
   struct Watcher {
     int64_t session = 0;
     Keeper::Watch watch;
+    bool on_absent = false;  // an exists watch set on an absent node
   };
   struct SessionEntry {
     Keeper::Post post;
@@ -75,7 +82,11 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
     bool expired = false;
     bool abandoned = false;
     std::set<std::string> ephemerals;
-    std::vector<std::function<void()>> backlog;  // watches fired while disconnected
+    // Its watches while disconnected, and the zxid when it lost contact (all
+    // it saw: answers are never in flight here).
+    std::vector<std::pair<std::string, Watcher>> detached_data;
+    std::vector<std::pair<std::string, Watcher>> detached_children;
+    int64_t seen_zxid = 0;
   };
 
   // Runs a request of `session`: its answer goes to the session.
@@ -90,7 +101,8 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   void fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `task` to the session now, or once it is connected again.
-  void deliver(SessionEntry& entry, std::function<void()> task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Restores the watches of a session connected again (SetWatches).
+  void restoreWatches(SessionEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void endSession(int64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void forgetWatches(int64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void closed(int64_t session);

@@ -58,12 +58,16 @@ void KeeperBackend::holdLock(const std::string& name, const std::string& path, i
         if (type == WatchEvent::kDeleted) return lost();
         holdLock(name, held->path, token);  // re-arm
       },
-      [current, lost](const Result& r) {
-        // Gone before the watch was set; other failures: re-armed on reconnect.
+      [this, token, current, lost](const Result& r) {
         HeldLock* held = current();
         if (held == nullptr) return;
+        // Gone before the watch was set, or deleted and created anew by
+        // someone else (ABA): the watch would sit on another's node.
         if (r.code == Code::kNoNode) return lost();
-        held->armed = r.code == Code::kOk;
+        if (r.code == Code::kOk && (r.stat.czxid != token || !zk_ || r.stat.ephemeral_owner != zk_->sessionId())) {
+          return lost();
+        }
+        held->armed = r.code == Code::kOk;  // other failures: re-armed on reconnect
       });
 }
 
