@@ -100,7 +100,6 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   void removeNode(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Hands `task` to the session now, or once it is connected again.
   // Restores the watches of a session connected again (SetWatches).
   void restoreWatches(SessionEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void endSession(int64_t session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
