@@ -7,22 +7,35 @@
 
 namespace coordd::backend::zookeeper {
 
-struct ZkClient::Call {
-  Post post;
-  Done done;
-  metrics::Histogram& latency;
-  std::chrono::steady_clock::time_point issued;
-};
+using keeper::Code;
+using keeper::Result;
 
 struct ZkClient::WatchEntry {
   ZkClient* client;
   Watch watch;
 };
 
-namespace {
+struct ZkClient::Call {
+  Post post;
+  Done done;
+  metrics::Histogram& latency;
+  std::chrono::steady_clock::time_point issued;
+  // The watch set with an exists or children call. The C client registers
+  // it only on the answers that set one (exists: OK and NONODE; children:
+  // OK); on any other it never fires and is forgotten here.
+  WatchEntry* watch = nullptr;
+  bool watch_on_absent = false;  // exists: NONODE sets it too
 
-using keeper::Code;
-using keeper::Result;
+  // Forgets a watch the answer did not set, then hands the result on.
+  void finish(Result result) {
+    const bool watch_set = result.code == Code::kOk || (watch_on_absent && result.code == Code::kNoNode);
+    if (watch != nullptr && !watch_set) watch->client->dropWatch(watch);
+    latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - issued).count());
+    post([done = std::move(done), result = std::move(result)] { done(result); });
+  }
+};
+
+namespace {
 
 keeper::Stat fromZk(const Stat& stat) {
   return keeper::Stat{stat.czxid, stat.mzxid, stat.version, stat.ephemeralOwner, stat.numChildren};
@@ -45,8 +58,7 @@ int zkFlags(keeper::CreateMode mode) {
 // Hands a result to the call's thread and frees the call.
 void complete(void* context, Result result) {
   std::unique_ptr<ZkClient::Call> call(static_cast<ZkClient::Call*>(context));
-  call->latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - call->issued).count());
-  call->post([done = std::move(call->done), result = std::move(result)] { done(result); });
+  call->finish(std::move(result));
 }
 
 void onString(int rc, const char* value, const Stat* stat, const void* data) {
@@ -198,9 +210,13 @@ ZkClient::WatchEntry* ZkClient::newWatch(Watch watch) {
 }
 
 void ZkClient::dropWatch(WatchEntry* entry) {
-  if (entry == nullptr) return;
   std::lock_guard<std::mutex> lock(mu_);
   watches_.erase(entry);
+}
+
+size_t ZkClient::watchesPending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return watches_.size();
 }
 
 void ZkClient::create(const std::string& path, const std::string& data, keeper::CreateMode mode, Done done) {
@@ -219,21 +235,18 @@ void ZkClient::get(const std::string& path, Done done) {
 void ZkClient::exists(const std::string& path, Watch watch, Done done) {
   Call* call = newCall(exists_latency_, std::move(done));
   WatchEntry* entry = newWatch(std::move(watch));
+  call->watch = entry;
+  call->watch_on_absent = true;
   int rc = zoo_awexists(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStat, call);
-  if (rc != ZOK) {
-    dropWatch(entry);
-    failed(call, rc);
-  }
+  if (rc != ZOK) failed(call, rc);
 }
 
 void ZkClient::children(const std::string& path, Watch watch, Done done) {
   Call* call = newCall(children_latency_, std::move(done));
   WatchEntry* entry = newWatch(std::move(watch));
+  call->watch = entry;
   int rc = zoo_awget_children2(zh_, path.c_str(), entry ? &ZkClient::onWatch : nullptr, entry, onStrings, call);
-  if (rc != ZOK) {
-    dropWatch(entry);
-    failed(call, rc);
-  }
+  if (rc != ZOK) failed(call, rc);
 }
 
 void ZkClient::remove(const std::string& path, int32_t version, Done done) {

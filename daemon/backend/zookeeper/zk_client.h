@@ -48,6 +48,9 @@ class ZkClient : public keeper::Keeper {
   int64_t negotiatedTimeoutMs() const override;
   std::string server() const override;
 
+  // Watches set and not fired yet (those the server never set are not kept).
+  size_t watchesPending() const;
+
   // One call in flight, owned by the C client until it completes.
   struct Call;
 
@@ -58,7 +61,7 @@ class ZkClient : public keeper::Keeper {
   // Completes a call that could not be issued.
   void failed(Call* call, int rc);
   WatchEntry* newWatch(Watch watch);
-  // Forgets a watch whose call was never issued.
+  // Forgets a watch that will never fire: its call failed.
   void dropWatch(WatchEntry* entry);
 
   static void onSession(zhandle_t*, int type, int state, const char*, void* context);
@@ -77,7 +80,7 @@ class ZkClient : public keeper::Keeper {
   zhandle_t* zh_ = nullptr;
   // Watches not fired yet, freed with the client (a watch of a closed
   // session never fires).
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<WatchEntry*, std::unique_ptr<WatchEntry>> watches_ ABSL_GUARDED_BY(mu_);
 };
 
