@@ -24,6 +24,7 @@ extern "C" {
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "boot_timer.h"
 #include "cli.h"
 
 extern char** environ;
@@ -31,7 +32,7 @@ extern char** environ;
 namespace coordd::ctl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = BootClock;
 
 // How often SIGKILL is repeated while the tree is not gone (a process may
 // fork between a scan and the signal).
@@ -42,7 +43,7 @@ constexpr std::chrono::milliseconds kKillRepeat{10};
 struct CommandMessage {
   enum Kind : int32_t { kLease = 1, kRun, kStop, kKill };
   int32_t kind = kLease;
-  int64_t valid_until = 0;  // steady_clock ticks (kLease, kRun)
+  int64_t valid_until = 0;  // BootClock ticks (kLease, kRun)
   int64_t exclusive_until = 0;
   // kRun: followed by "KEY=VALUE\0" entries to add to the environment.
 };
@@ -190,7 +191,7 @@ class KeeperProcess {
     sigaddset(&child, SIGCHLD);
     ::sigprocmask(SIG_SETMASK, &child, nullptr);
     signal_fd_ = ::signalfd(-1, &child, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (signal_fd_ < 0) ::_exit(kExitError);
+    if (signal_fd_ < 0 || timer_.fd() < 0) ::_exit(kExitError);
 
     for (;;) {
       reap();
@@ -211,21 +212,17 @@ class KeeperProcess {
           wake = stopping_ ? killAt() : valid_until_;
         }
       }
-      int timeout_ms = -1;
-      if (wake) {
-        // Rounded up, so that a wake-up is never early.
-        timeout_ms =
-            static_cast<int>(std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(*wake - now).count()));
-      }
-      pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {socket_, POLLIN, 0}};
-      const nfds_t count = coordctl_gone_ ? 1 : 2;
-      if (::poll(fds, count, timeout_ms) < 0 && errno != EINTR) ::_exit(kExitError);
-      if (fds[0].revents & POLLIN) {
+      timer_.arm(wake);
+      pollfd fds[3] = {{timer_.fd(), POLLIN, 0}, {signal_fd_, POLLIN, 0}, {socket_, POLLIN, 0}};
+      const nfds_t count = coordctl_gone_ ? 2 : 3;
+      if (::poll(fds, count, -1) < 0 && errno != EINTR) ::_exit(kExitError);
+      if (fds[0].revents & POLLIN) timer_.clear();
+      if (fds[1].revents & POLLIN) {
         signalfd_siginfo info;
         while (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
         }
       }
-      if (count > 1 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) receive();
+      if (count > 2 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) receive();
     }
   }
 
@@ -393,6 +390,7 @@ class KeeperProcess {
   const std::vector<std::string> argv_;
   const Clock::duration grace_;
   int signal_fd_ = -1;
+  BootTimer timer_;  // the next deadline: the lease's end, the kill
   bool coordctl_gone_ = false;
   Clock::time_point valid_until_{};
   Clock::time_point exclusive_until_{};

@@ -60,7 +60,9 @@ absl::StatusOr<std::unique_ptr<EventWaiter>> EventWaiter::create(int watched) {
     ::close(signal_fd);
     return errnoStatus(error, "eventfd");
   }
-  return std::unique_ptr<EventWaiter>(new EventWaiter(signal_fd, event_fd, watched));
+  std::unique_ptr<EventWaiter> waiter(new EventWaiter(signal_fd, event_fd, watched));
+  if (waiter->timer_.fd() < 0) return errnoStatus(errno, "timerfd_create(CLOCK_BOOTTIME)");
+  return waiter;
 }
 
 EventWaiter::~EventWaiter() {
@@ -75,16 +77,12 @@ void EventWaiter::notify() {
 }
 
 EventWaiter::Event EventWaiter::wait(std::optional<Clock::time_point> deadline) {
+  timer_.arm(deadline);
   for (;;) {
-    int timeout_ms = -1;
-    if (deadline) {
-      const auto left = *deadline - Clock::now();
-      if (left <= Clock::duration::zero()) return Event{Event::Kind::kTimeout};
-      // Rounded up, so that a wake-up is never early.
-      timeout_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
-    }
-    pollfd fds[3] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}, {watched_, POLLIN, 0}};
-    if (::poll(fds, 3, timeout_ms) <= 0) continue;  // EINTR or timeout: re-check the deadline
+    if (deadline && Clock::now() >= *deadline) return Event{Event::Kind::kTimeout};
+    pollfd fds[4] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}, {watched_, POLLIN, 0}, {timer_.fd(), POLLIN, 0}};
+    if (::poll(fds, 4, -1) <= 0) continue;  // EINTR: re-check the deadline
+    if (fds[3].revents & POLLIN) timer_.clear();
     // Signals and notifications first: a watched file that stays readable
     // (a closed socket) must not hide them.
     if (fds[0].revents & POLLIN) {

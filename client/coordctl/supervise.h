@@ -16,13 +16,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "boot_timer.h"
 #include "coordd/client.h"
 #include "cli.h"
 #include "keeper.h"
 
 namespace coordd::ctl {
 
-using Clock = std::chrono::steady_clock;
+using Clock = BootClock;
 
 // Waits, without polling, for what a supervising command reacts to:
 // SIGINT/SIGTERM/SIGHUP, SIGCHLD, a readable file (the keeper's socket),
@@ -59,6 +60,7 @@ class EventWaiter {
   const int signal_fd_;
   const int event_fd_;
   const int watched_;
+  BootTimer timer_;  // the deadline of wait()
 };
 
 // Stops the keeper's tree and waits until it is gone: SIGTERM and SIGKILL

@@ -33,10 +33,10 @@ class Wakeup {
   }
 
   void waitFor(absl::Duration interval, bool wake_on_change, const std::atomic<bool>& stop) {
-    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(interval);
+    const auto deadline = BootClock::now() + absl::ToChronoNanoseconds(interval);
     std::unique_lock<std::mutex> lock(mu_);
     while (!(wake_on_change && notified_) && !stop.load()) {
-      const auto now = std::chrono::steady_clock::now();
+      const auto now = BootClock::now();
       if (now >= deadline) break;
       cv_.wait_until(lock, std::min(deadline, now + kStopPoll));
     }

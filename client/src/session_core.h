@@ -27,7 +27,7 @@
 
 namespace coordd::detail {
 
-using Clock = std::chrono::steady_clock;
+using Clock = BootClock;
 
 // Callback invocations collected under a lock and run after releasing it.
 using Notes = std::vector<std::function<void()>>;
@@ -201,7 +201,7 @@ class SessionCore {
   bool resync_needed_ = false;
   uint64_t next_ping_id_ = 1;
   std::deque<std::pair<uint64_t, Clock::time_point>> pings_sent_;  // recent ones, oldest first
-  // steady_clock ticks; 0 until the first heartbeat. Written by the event
+  // BootClock ticks; 0 until the first heartbeat. Written by the event
   // thread, exclusive_until_ first; read lease_until_ first.
   std::atomic<Clock::rep> lease_until_{0};
   std::atomic<Clock::rep> exclusive_until_{0};

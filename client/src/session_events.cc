@@ -94,6 +94,10 @@ void SessionCore::eventLoop() {
           wake_at = std::min(wake_at, silent_at);
         }
         if (now >= wake_at) break;
+        // The condition variable waits on CLOCK_MONOTONIC, which stops while
+        // the host is suspended: after a resume this wakes late by up to a
+        // ping interval (the longest wait). States read from the handles
+        // check the lease on BootClock as they are read, never late.
         wake_.wait_until(lock, wake_at);
       }
       batch.swap(incoming_);

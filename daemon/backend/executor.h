@@ -1,28 +1,13 @@
 #pragma once
 
-#include <chrono>
-#include <ctime>
 #include <functional>
+
+#include "coordd/boot_clock.h"
 
 namespace coordd::backend {
 
-// The clock of every lease and deadline in the daemon: CLOCK_BOOTTIME, which
-// goes on counting while the host is suspended (CLOCK_MONOTONIC stops, so a
-// lease on it would outlive a suspend that the coordinator did not sleep
-// through).
-struct BootClock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<BootClock>;
-  static constexpr bool is_steady = true;
-  static time_point now() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
-  }
-};
-using Clock = BootClock;
+// The clock of every lease and deadline in the daemon (CLOCK_BOOTTIME).
+using Clock = coordd::BootClock;
 
 // Where a component's state lives and its tasks run, in the order posted,
 // one at a time; with the clock its timers are on. A thread of its own in

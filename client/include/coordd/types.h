@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "coordd/boot_clock.h"
 
 namespace coordd {
 
@@ -49,14 +50,16 @@ struct ElectionState {
   std::string reason;  // why, for kSuspended/kTerminated
 };
 
-// A session's lease from the daemon, on this host's steady_clock.
+// A session's lease from the daemon, on this host's BootClock
+// (CLOCK_BOOTTIME: it counts the time the host was suspended, as the rest of
+// the cluster does).
 struct Lease {
   // HELD locks and PRIMARY candidacies may be acted on until then.
-  std::chrono::steady_clock::time_point valid_until;
+  BootClock::time_point valid_until;
   // Nobody else can be granted them before then (>= valid_until), even if
   // the daemon or this process hangs: the margin to stop work that must not
   // overlap the next holder's.
-  std::chrono::steady_clock::time_point exclusive_until;
+  BootClock::time_point exclusive_until;
 };
 
 // Lowercase names ("held", "primary", ...) for logs and CLI output.
