@@ -146,3 +146,23 @@ TEST_CASE("memory keeper: a session closed while disconnected keeps its nodes un
   b.reset();
   CHECK_FALSE(keeper->peek("/f"));
 }
+
+TEST_CASE("memory keeper: a children watch whose node went and came back while disconnected fires on reconnect",
+          "[keeper]") {
+  // As ZooKeeper's SetWatches: the node made again has its own pzxid, after
+  // anything the session saw.
+  auto keeper = std::make_shared<MemoryKeeper>();
+  Client a(keeper);
+  Client b(keeper);
+  REQUIRE(b.create("/parent").code == Code::kOk);
+  std::vector<WatchEvent> fired;
+  a.session->children(
+      "/parent", [&](WatchEvent event) { fired.push_back(event); }, [](const Result&) {});
+  a.drain();
+  keeper->disconnect(a.session->sessionId());
+  REQUIRE(b.remove("/parent").code == Code::kOk);
+  REQUIRE(b.create("/parent").code == Code::kOk);
+  keeper->reconnect(a.session->sessionId());
+  a.drain();
+  CHECK(fired == std::vector<WatchEvent>{WatchEvent::kChild});
+}

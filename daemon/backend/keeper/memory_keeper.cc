@@ -101,7 +101,7 @@ Result MemoryKeeper::create(int64_t session, const std::string& path, const std:
   const bool ephemeral = mode == CreateMode::kEphemeral || mode == CreateMode::kEphemeralSequential;
   Node node;
   node.data = data;
-  node.stat.czxid = node.stat.mzxid = ++zxid_;
+  node.stat.czxid = node.stat.mzxid = node.pzxid = ++zxid_;
   node.stat.ephemeral_owner = ephemeral ? session : 0;
   parent->second.children.insert(baseOf(name));
   ++parent->second.cversion;
