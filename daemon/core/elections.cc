@@ -79,6 +79,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
   Candidacy& candidacy = session.candidacies.at(election);
   candidacy.id = next_id_++;
   candidacy.registering = true;
+  candidacy.verifying = false;  // a read of the old registration answers nothing now
   int64_t id = candidacy.id;
   int64_t epoch = epoch_;
   const int64_t call_id = reply ? candidacy.campaign_call : 0;

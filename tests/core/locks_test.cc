@@ -1,4 +1,5 @@
 #include <atomic>
+#include <set>
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -508,11 +509,14 @@ TEST_CASE("a TryAcquire answered with an error leaves no call behind - whether i
   // core gives it back and answers an error. gRPC may then report the call
   // cancelled (OnCancel) instead of done.
   auto keeper = newKeeper();
-  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  // A lock of its own per case: the first one's give-back may still be
+  // under way when the second one's create is answered.
+  const backend::recipes::Layout layout("");
+  const std::set<std::string> lock_paths = {layout.lock("job-cancelled"), layout.lock("job-answered")};
   auto go = std::make_shared<std::atomic<bool>>(true);
   Daemon d(keeper, faultyBackend(keeper, [=](const std::string& op, const std::string& path) {
              // The backend's thread waits.
-             while (op == "create" && path == lock_path && !go->load()) std::this_thread::sleep_for(1ms);
+             while (op == "create" && lock_paths.count(path) && !go->load()) std::this_thread::sleep_for(1ms);
              return backend::keeper::FaultyKeeper::Fault::kNone;
            }));
   for (const bool cancelled : {true, false}) {
@@ -520,8 +524,9 @@ TEST_CASE("a TryAcquire answered with an error leaves no call behind - whether i
     auto a = d.open("ends");
     go->store(false);
     std::promise<absl::StatusOr<core::TryAcquireResult>> answer;
-    const int64_t call = d.core.tryAcquire(
-        a.id, "job", [&](absl::StatusOr<core::TryAcquireResult> r) { answer.set_value(std::move(r)); });
+    const int64_t call =
+        d.core.tryAcquire(a.id, cancelled ? "job-cancelled" : "job-answered",
+                          [&](absl::StatusOr<core::TryAcquireResult> r) { answer.set_value(std::move(r)); });
     REQUIRE(call != 0);
     d.core.closeSession(a.id, [](absl::Status) {});
     go->store(true);  // the create goes on
