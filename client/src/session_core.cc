@@ -16,6 +16,23 @@ namespace {
 
 bool isGone(const absl::Status& status) { return absl::IsNotFound(status) || absl::IsFailedPrecondition(status); }
 
+// A lock or campaign call that failed so may have been granted all the
+// same: the caller's deadline came before the answer, or the answer was
+// lost on the way. The daemon keeps such a grant for the session, which
+// does not know it has it.
+bool outcomeUnknown(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+      return true;
+    default:
+      return false;
+  }
+}
+
 constexpr char kSilentReason[] = "answered while the lease from coordd has run out";
 
 }  // namespace
@@ -231,6 +248,7 @@ absl::StatusOr<AcquireOutcome> SessionCore::tryLock(std::string name, LockCallba
     return locks_->TryAcquire(context, request, &response);
   });
   if (!status.ok() || !response.acquired()) {
+    if (outcomeUnknown(status)) giveBack(**entry);
     unregisterLock(**entry);
     if (!status.ok()) return status;
     return AcquireOutcome{nullptr, coordd::toOwner(response.holder())};
@@ -276,8 +294,10 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::lock(std::string name, a
   }
   const absl::Status status = toStatus(*endpoint_, rpc);
   if (!status.ok()) {
+    const bool closed = closing && absl::IsCancelled(status);  // closing the session releases everything
+    if (!closed && outcomeUnknown(status)) giveBack(**entry);
     unregisterLock(**entry);
-    return closing && absl::IsCancelled(status) ? cancelled_error() : status;
+    return closed ? cancelled_error() : status;
   }
   completeLock(**entry, response.fencing_token());
   return *std::move(entry);
@@ -292,14 +312,24 @@ absl::Status SessionCore::release(LockEntry& entry) {
   }
   unregisterLock(entry);
   if (ended_.load()) return absl::OkStatus();  // ending the session released it
+  const absl::Status status = releaseRpc(entry.name, kCallTimeout);
+  return isGone(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SessionCore::releaseRpc(const std::string& name, absl::Duration timeout) {
   v1::ReleaseRequest request;
   request.set_session_id(id_);
-  request.set_name(entry.name);
+  request.set_name(name);
   v1::ReleaseResponse response;
-  const absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
-    return locks_->Release(context, request, &response);
-  });
-  return isGone(status) ? absl::OkStatus() : status;
+  return unary(*endpoint_, timeout,
+               [&](grpc::ClientContext* context) { return locks_->Release(context, request, &response); });
+}
+
+void SessionCore::giveBack(const LockEntry& entry) {
+  // Still registered: this session cannot ask for the lock again meanwhile.
+  // Best effort: should this fail too, the daemon keeps the lock until the
+  // session ends. NOT_FOUND: there was no grant.
+  releaseRpc(entry.name, checkTimeout()).IgnoreError();
 }
 
 // --- Elections ---------------------------------------------------------------
@@ -340,6 +370,7 @@ absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string
   }
   absl::StatusOr<ElectionState> answer = campaignRpc(*entry);
   if (!answer.ok()) {
+    if (outcomeUnknown(answer.status())) giveBack(*entry);
     unregisterElection(*entry);
     return answer.status();
   }
@@ -427,14 +458,22 @@ absl::Status SessionCore::resign(ElectionEntry& entry) {
   }
   unregisterElection(entry);
   if (ended_.load()) return absl::OkStatus();  // ending the session withdrew it
+  const absl::Status status = resignRpc(entry.name, kCallTimeout);
+  return isGone(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SessionCore::resignRpc(const std::string& election, absl::Duration timeout) {
   v1::ResignRequest request;
   request.set_session_id(id_);
-  request.set_election(entry.name);
+  request.set_election(election);
   v1::ResignResponse response;
-  const absl::Status status = unary(*endpoint_, kCallTimeout, [&](grpc::ClientContext* context) {
-    return elections_->Resign(context, request, &response);
-  });
-  return isGone(status) ? absl::OkStatus() : status;
+  return unary(*endpoint_, timeout,
+               [&](grpc::ClientContext* context) { return elections_->Resign(context, request, &response); });
+}
+
+void SessionCore::giveBack(const ElectionEntry& entry) {
+  // As for a lock: the entry is still registered, and this is best effort.
+  resignRpc(entry.name, checkTimeout()).IgnoreError();
 }
 
 }  // namespace coordd::detail

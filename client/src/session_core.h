@@ -160,6 +160,13 @@ class SessionCore {
   absl::Status closeRpc(absl::Duration timeout = kCallTimeout);
   absl::StatusOr<ElectionState> campaignRpc(const ElectionEntry& entry);
   absl::StatusOr<ElectionState> statusRpc(const ElectionEntry& entry);
+  absl::Status releaseRpc(const std::string& name, absl::Duration timeout);
+  absl::Status resignRpc(const std::string& election, absl::Duration timeout);
+  // After an acquire or a first Campaign whose outcome is unknown: releases
+  // or resigns what the daemon may have granted, while `entry` is still
+  // registered.
+  void giveBack(const LockEntry& entry);
+  void giveBack(const ElectionEntry& entry);
   absl::Duration checkTimeout() const;
 
   void readLoop();

@@ -11,6 +11,7 @@
 #include "coordd/primary_loop.h"
 #include "harness.h"
 #include "open_session.h"
+#include "relay.h"
 
 using namespace coordd::e2e;
 
@@ -36,6 +37,36 @@ TEST_CASE("library: tryLock guard / holder record / release on destruction", "[e
   REQUIRE(after.ok());
   REQUIRE(after->acquired());
   CHECK(after->guard->token() > token);
+}
+
+TEST_CASE("library: a lock and a candidacy whose answers never came are given back - no hold is left unknown",
+          "[e2e][library]") {
+  Daemon daemon;
+  UnixRelay relay(daemon.dir().file("relay.sock"), daemon.dir().file("coordd.sock"));
+  auto relayed = coordd::Client::connect(relay.address()).value();
+  auto direct = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*relayed, "alpha", absl::Seconds(3));
+  auto b = open(*direct, "beta", absl::Seconds(3));
+  // The daemon grants both calls and answers; the answers stay in the relay
+  // past the library's own deadline. Alpha's pings still arrive: its
+  // session lives on.
+  relay.holdReplies(true);
+  auto lock = a->tryLock("job");
+  CHECK(absl::IsDeadlineExceeded(lock.status()));
+  auto candidacy = a->campaign("svc", "alpha");
+  CHECK(absl::IsDeadlineExceeded(candidacy.status()));
+  relay.holdReplies(false);
+  // Alpha does not know of a hold, so none may stay: beta gets both.
+  std::optional<coordd::LockGuard> guard;
+  CHECK(eventually([&] {
+    auto got = b->tryLock("job");
+    if (got.ok() && got->acquired()) guard = std::move(got->guard);
+    return guard.has_value();
+  }));
+  auto election = b->campaign("svc", "beta");
+  REQUIRE(election.ok());
+  CHECK(eventually([&] { return (*election)->isPrimary(); }));
+  CHECK_FALSE(a->ended());
 }
 
 TEST_CASE("library: held() turns false when an admin force-releases the lock", "[e2e][library]") {

@@ -17,8 +17,9 @@ run: 3 daemons (coordd's real Core and recipes) on one in-memory ZooKeeper
 ensemble, 6 clients, faults for --chaos-ms (default 8000) of simulated time
 (lost answers before and after the request applied, connection losses and
 flaps, session expiries, frozen daemons and clients, broken streams,
-TryAcquire, Acquire and Campaign calls given up by their callers, admin
-force releases and step-downs), then a quiet period and the liveness
+TryAcquire, Acquire and Campaign calls given up by their callers or
+answered after their deadlines (the library then releases or resigns what
+they may have got), admin force releases and step-downs), then a quiet period and the liveness
 checks. I1-I3, L4 and L5 are checked after every step, L6 once the quiet
 period has settled, L1-L3 at its end; a seed stops at its first violation and prints the steps
 that led to it. Replay one seed alone with --first-seed S --seeds 1: its trace

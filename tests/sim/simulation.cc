@@ -67,7 +67,8 @@ struct SimClient {
   bool resync = false;                    // holds in doubt until checked after a renewal
   std::set<std::string> acquiring;        // a TryAcquire or Acquire not answered yet
   std::set<std::string> campaigning;      // a Campaign call not answered yet
-  std::set<std::string> candidacies;      // Campaign answered OK, not resigned
+  std::set<std::string> candidacies;      // Campaign answered OK, not resigned nor terminated for good
+  std::set<std::string> rejoins;          // campaigned with rejoin: TERMINATED is not the end
   std::set<std::string> resigned;         // its events no longer count, until a new Campaign
   std::shared_ptr<core::EventSink> sink;  // the attached stream's
 
@@ -132,6 +133,7 @@ class Simulation {
             std::function<void(const absl::StatusOr<T>&)> answered, std::function<void()> gave_up);
   void tryAcquire(SimClient& c, const std::string& name);
   void acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout);
+  void giveBack(SimClient& c, const std::string& name);
   void release(SimClient& c, const std::string& name);
   void campaign(SimClient& c, const std::string& election);
   void resign(SimClient& c, const std::string& election);
@@ -470,6 +472,11 @@ void Simulation::onEvent(SimClient& c, int64_t stream, const Event& event) {
       note(absl::StrFormat("client %d: election %s %s term %d", c.index, event.name,
                            core::candidateStatusName(event.status), event.token));
       if (c.resigned.count(event.name)) break;  // the library's election handle is done
+      // Without rejoin the candidacy is over: the client may campaign again
+      // (the core replaces a terminated candidacy).
+      if (event.status == CandidateStatus::kTerminated && !c.rejoins.count(event.name)) {
+        c.candidacies.erase(event.name);
+      }
       if (event.status == CandidateStatus::kPrimary) {
         if (!c.primary.count(event.name) || c.primary[event.name].token != event.token) ++result_.primaryships;
         c.primary[event.name] = Hold{event.token, c.resync};
@@ -621,16 +628,27 @@ void Simulation::call(SimClient& c, std::optional<std::chrono::milliseconds> giv
     int64_t id = 0;
     bool answered = false;
     bool given_up = false;
+    bool may_give_up = false;  // the caller has a deadline
   };
   const std::string session = c.session;
   auto state = std::make_shared<State>();
-  rpc(c, [this, &c, start, answered, state](core::Core& core) {
-    state->id = start(core, [this, &c, answered, state](absl::StatusOr<T> r) {
-      c.strand.post([this, &c, answered, state, r] {
+  state->may_give_up = give_up_within.has_value();
+  rpc(c, [this, &c, start, answered, gave_up, what, state](core::Core& core) {
+    state->id = start(core, [this, &c, answered, gave_up, what, state](absl::StatusOr<T> r) {
+      c.strand.post([this, &c, answered, gave_up, what, state, r] {
         rpc(c, [state](core::Core& core) {
           if (state->id != 0) core.callAnswered(state->id);
         });
         if (state->given_up) return;  // nobody reads it
+        if (state->may_give_up && world_.chance(0.05)) {
+          // The answer was sent (gRPC saw the call done, not cancelled) but
+          // the caller's deadline came first: it never reads it.
+          state->given_up = true;
+          ++result_.faults[absl::StrCat(what, " answer lost")];
+          note(absl::StrFormat("client %d: %s answer lost", c.index, what));
+          gave_up();
+          return;
+        }
         state->answered = true;
         answered(r);
       });
@@ -639,14 +657,21 @@ void Simulation::call(SimClient& c, std::optional<std::chrono::milliseconds> giv
   if (!give_up_within || !world_.chance(0.3)) return;
   const auto when = world_.now() + std::chrono::microseconds(world_.uniform(0, 1000 * give_up_within->count()));
   c.strand.postAt(when, [this, &c, session, what, state, gave_up] {
-    if (c.session != session || state->answered) return;
+    if (c.session != session || state->answered || state->given_up) return;
     state->given_up = true;
     ++result_.faults[absl::StrCat(what, " given up")];
     note(absl::StrFormat("client %d: %s given up", c.index, what));
+    // gRPC's cancel and the library's give-back travel apart: either may
+    // reach the core first.
+    const bool cancel_first = world_.chance(0.5);
+    const auto cancel = [this, &c, state] {
+      rpc(c, [state](core::Core& core) {
+        if (state->id != 0) core.cancelCall(state->id);
+      });
+    };
+    if (cancel_first) cancel();
     gave_up();
-    rpc(c, [state](core::Core& core) {
-      if (state->id != 0) core.cancelCall(state->id);
-    });
+    if (!cancel_first) cancel();
   });
 }
 
@@ -668,7 +693,7 @@ void Simulation::tryAcquire(SimClient& c, const std::string& name) {
         c.locks[name] = Hold{r->token, c.resync};
         check();
       },
-      [&c, name] { c.acquiring.erase(name); });
+      [this, &c, name] { giveBack(c, name); });
 }
 
 void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::milliseconds timeout) {
@@ -689,7 +714,15 @@ void Simulation::acquire(SimClient& c, const std::string& name, std::chrono::mil
         c.locks[name] = Hold{*r, c.resync};
         check();
       },
-      [&c, name] { c.acquiring.erase(name); });
+      [this, &c, name] { giveBack(c, name); });
+}
+
+// As the library does after a lock call whose outcome it cannot know (its
+// deadline, a transport error): it releases what the call may have got.
+void Simulation::giveBack(SimClient& c, const std::string& name) {
+  c.acquiring.erase(name);
+  note(absl::StrFormat("client %d: Release %s (acquire outcome unknown)", c.index, name));
+  rpc(c, [session = c.session, name](core::Core& core) { core.release(session, name, [](absl::Status) {}); });
 }
 
 void Simulation::release(SimClient& c, const std::string& name) {
@@ -704,6 +737,11 @@ void Simulation::campaign(SimClient& c, const std::string& election) {
   c.resigned.erase(election);
   const std::string session = c.session;
   const bool rejoin = world_.chance(0.5);
+  if (rejoin) {
+    c.rejoins.insert(election);
+  } else {
+    c.rejoins.erase(election);
+  }
   call<core::ElectionStatus>(
       c, 3ms, "Campaign",
       [session, election, rejoin](core::Core& core, core::Reply<core::ElectionStatus> reply) {
@@ -720,11 +758,15 @@ void Simulation::campaign(SimClient& c, const std::string& election) {
         c.primary[election] = Hold{r->term, c.resync};
         check();
       },
-      [&c, election] {
-        // What its events said no longer counts: the library's handle is gone.
+      [this, &c, election] {
+        // What its events said no longer counts: the library's handle is
+        // gone, and it resigns what the call may have made.
         c.campaigning.erase(election);
         c.resigned.insert(election);
         c.primary.erase(election);
+        note(absl::StrFormat("client %d: Resign %s (campaign outcome unknown)", c.index, election));
+        rpc(c,
+            [session = c.session, election](core::Core& core) { core.resign(session, election, [](absl::Status) {}); });
       });
 }
 
@@ -838,9 +880,17 @@ void Simulation::checkKnown() {
       }
     }
   }
+  for (auto& c : clients_) {
+    if (!c->acquiring.empty() || !c->campaigning.empty()) {
+      violate(absl::StrFormat("L6: client %d still awaits %d lock and %d campaign answers", c->index,
+                              c->acquiring.size(), c->campaigning.size()));
+    }
+  }
   for (auto& d : daemons_) {
-    if (int64_t pending = d->core->daemonStatus().calls_pending; pending != 0) {
-      violate(absl::StrFormat("L6: daemon %d has %d lock or campaign calls that nobody will end", d->index, pending));
+    const core::DaemonStatus status = d->core->daemonStatus();
+    if (status.calls_pending != 0 || status.lock_waiters != 0) {
+      violate(absl::StrFormat("L6: daemon %d has %d lock or campaign calls and %d waiters that nobody will end",
+                              d->index, status.calls_pending, status.lock_waiters));
     }
   }
 }

@@ -98,6 +98,12 @@ class Session {
   absl::StatusOr<LockGuard> lock(std::string name, absl::Duration timeout, LockOptions options = {});
   // Registers a candidacy and returns with its first status (kPrimary or
   // kSecondary). ALREADY_EXISTS if this session campaigns in `election`.
+  //
+  // A lock or campaign call that fails with DEADLINE_EXCEEDED, CANCELLED,
+  // UNAVAILABLE, UNKNOWN or INTERNAL may have been granted all the same (its
+  // answer lost, or the deadline first): before returning, the session
+  // releases the lock or resigns the candidacy, so that no hold is left that
+  // it does not know of.
   absl::StatusOr<std::unique_ptr<Election>> campaign(std::string election, std::string value,
                                                      CampaignOptions options = {});
 
