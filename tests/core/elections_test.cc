@@ -115,6 +115,42 @@ TEST_CASE("an admin step-down moves primaryship on - the old primary rejoins beh
   REQUIRE(a.events->waitElection("svc", CandidateStatus::kSecondary));
 }
 
+TEST_CASE("a candidate stepped down and its path taken anew elsewhere before its watch is set is not PRIMARY",
+          "[elections]") {
+  // Between a candidate's create and the exists that sets its watch, an
+  // admin steps it down, the emptied election node goes, and another
+  // daemon's candidate gets the same path in the election made anew (ABA).
+  auto store = newKeeper();
+  Daemon d2(store);
+  auto b = d2.open("b");
+  const std::string dir = backend::recipes::Layout("").election("svc");
+  auto raw = store->open([](std::function<void()> task) { task(); }, [](backend::keeper::SessionState) {});
+  auto armed = std::make_shared<std::atomic<bool>>(true);
+  bool stepped_down = false;
+  bool emptied = false;
+  std::optional<core::ElectionStatus> next;
+  Daemon d1(store, faultyBackend(store, [&, armed](const std::string& op, const std::string& path) {
+              if (op == "exists" && path.rfind(dir + "/", 0) == 0 && armed->exchange(false)) {
+                // On d1's backend thread; d2 has its own.
+                stepped_down = await<backend::Candidate>([&](auto cb) { d2.backend.stepDown("svc", cb); }).ok();
+                raw->remove(dir, -1,
+                            [&](const backend::keeper::Result& r) { emptied = r.code == backend::keeper::Code::kOk; });
+                if (auto status = d2.campaign(b, "svc"); status.ok()) next = *status;
+              }
+              return backend::keeper::FaultyKeeper::Fault::kNone;
+            }));
+  auto a = d1.open("a");
+  auto first = d1.campaign(a, "svc", /*rejoin=*/false);
+  REQUIRE(stepped_down);
+  REQUIRE(emptied);
+  REQUIRE(next);
+  REQUIRE(next->status == CandidateStatus::kPrimary);  // b's node has a's old path
+  // a was stepped down before it could be told anything: never PRIMARY.
+  CHECK_FALSE((first.ok() && first->status == CandidateStatus::kPrimary));
+  CHECK(d1.core.status(a.id, "svc")->status != CandidateStatus::kPrimary);
+  CHECK(d2.core.status(b.id, "svc")->status == CandidateStatus::kPrimary);
+}
+
 TEST_CASE("ending a session withdraws its candidacies at once", "[elections][sessions]") {
   Daemon d(newKeeper());
   auto a = d.open("a");

@@ -189,12 +189,14 @@ void KeeperBackend::watchOwnCandidate(int64_t term) {
         if (type == WatchEvent::kDeleted) return removed();
         watchOwnCandidate(term);
       },
-      [current, removed](const Result& r) {
-        // Gone before the watch was set; other failures: re-armed on reconnect.
+      [this, term, current, removed](const Result& r) {
         Held* held = current();
         if (held == nullptr) return;
+        // Gone before the watch was set, or deleted and its path taken anew
+        // by someone else (ABA): the watch would sit on another's node.
         if (r.code == Code::kNoNode) return removed();
-        held->armed = r.code == Code::kOk;
+        if (r.code == Code::kOk && !isOurs(r.stat, term)) return removed();
+        held->armed = r.code == Code::kOk;  // other failures: re-armed on reconnect
       });
 }
 

@@ -280,11 +280,14 @@ void KeeperBackend::removeOwn(const std::string& path) {
   });
 }
 
+bool KeeperBackend::isOurs(const Stat& stat, int64_t token) const {
+  return stat.czxid == token && zk_ && stat.ephemeral_owner == zk_->sessionId();
+}
+
 void KeeperBackend::owned(const std::string& path, int64_t token,
                           std::function<void(Code rc, bool owned, const Stat&)> done) {
   zk_->exists(path, nullptr, [this, token, done](const Result& r) {
-    bool mine = r.code == Code::kOk && r.stat.czxid == token && zk_ && r.stat.ephemeral_owner == zk_->sessionId();
-    done(r.code, mine, r.stat);
+    done(r.code, r.code == Code::kOk && isOurs(r.stat, token), r.stat);
   });
 }
 

@@ -178,6 +178,8 @@ class KeeperBackend : public Backend {
   void createWithParents(const std::string& path, const std::string& data, CreateMode mode, Keeper::Done done,
                          int attempt = 0);
   void ensurePath(const std::string& path, std::function<void(Code rc)> done);
+  // Whether a node with `stat` is this session's with czxid `token`.
+  bool isOurs(const Stat& stat, int64_t token) const;
   // Whether this session owns `path` with czxid `token`; the stat comes along.
   void owned(const std::string& path, int64_t token, std::function<void(Code rc, bool owned, const Stat&)> done);
   // Gets every path; rc is the first failure other than a node gone

@@ -64,9 +64,7 @@ void KeeperBackend::holdLock(const std::string& name, const std::string& path, i
         // Gone before the watch was set, or deleted and created anew by
         // someone else (ABA): the watch would sit on another's node.
         if (r.code == Code::kNoNode) return lost();
-        if (r.code == Code::kOk && (r.stat.czxid != token || !zk_ || r.stat.ephemeral_owner != zk_->sessionId())) {
-          return lost();
-        }
+        if (r.code == Code::kOk && !isOurs(r.stat, token)) return lost();
         held->armed = r.code == Code::kOk;  // other failures: re-armed on reconnect
       });
 }
