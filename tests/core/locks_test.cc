@@ -110,6 +110,61 @@ TEST_CASE("blocking waiters get the lock in FIFO order", "[locks]") {
   }
 }
 
+TEST_CASE("a waiter whose turn meets a lost answer keeps its FIFO place", "[locks][link]") {
+  // The first waiter's turn comes; the read of its queue, or the create of
+  // the lock node (applied or not), loses its answer. ZooKeeper then drops
+  // the connection: the waiter goes on after the reconnect, ahead of the one
+  // behind it.
+  std::string lose_op;
+  backend::keeper::FaultyKeeper::Fault fault = backend::keeper::FaultyKeeper::Fault::kNone;
+  SECTION("the queue read") {
+    lose_op = "children";
+    fault = backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied;
+  }
+  SECTION("the lock create, not applied") {
+    lose_op = "create";
+    fault = backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied;
+  }
+  SECTION("the lock create, applied") {
+    lose_op = "create";
+    fault = backend::keeper::FaultyKeeper::Fault::kLoseAfterApplied;
+  }
+  auto store = newKeeper();
+  const backend::recipes::Layout layout("");
+  const std::string queue = layout.waiterQueue("job");
+  const std::string lock_path = layout.lock("job");
+  auto armed = std::make_shared<std::atomic<bool>>(false);
+  Daemon d1(store);
+  Daemon d2(store, faultyBackend(store, [=](const std::string& op, const std::string& path) {
+              const bool target = op == lose_op && (op == "children" ? path == queue : path == lock_path);
+              return target && armed->exchange(false) ? fault : backend::keeper::FaultyKeeper::Fault::kNone;
+            }));
+  auto holder = d1.open("holder");
+  REQUIRE(d1.tryAcquire(holder, "job")->acquired);
+  auto first = d2.open("first");
+  auto second = d1.open("second");
+  auto first_reply = d2.acquireAsync(first, "job", 10000ms);
+  REQUIRE(eventually([&] { return store->peek(queue) && store->peek(queue)->children.size() == 1; }));
+  auto second_reply = d1.acquireAsync(second, "job", 10000ms);
+  REQUIRE(eventually([&] { return store->peek(queue)->children.size() == 2; }));
+
+  armed->store(true);
+  REQUIRE(d1.release(holder, "job").ok());
+  REQUIRE(eventually([&] { return !armed->load(); }));  // the answer is lost
+  d2.suspend();
+  d2.reconnect();
+  REQUIRE(first_reply.wait_for(2s) == std::future_status::ready);
+  auto token = first_reply.get();
+  REQUIRE(token.ok());
+  CHECK(d2.core.check(first.id, "job")->state == LockState::kHeld);
+  CHECK(second_reply.wait_for(0ms) == std::future_status::timeout);
+  REQUIRE(d2.release(first, "job").ok());
+  REQUIRE(second_reply.wait_for(2s) == std::future_status::ready);
+  auto next = second_reply.get();
+  REQUIRE(next.ok());
+  CHECK(*next > *token);
+}
+
 TEST_CASE("a timed-out acquire leaves no waiter behind", "[locks]") {
   Daemon d(newKeeper());
   auto a = d.open();

@@ -138,6 +138,9 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
   zk_->children(queue, nullptr, [this, waiter_id, queue, current](const Result& r) {
     Waiter* waiter = current();
     if (waiter == nullptr) return;
+    // A lost answer: the connection drops with it, and the reconnect
+    // evaluates the waiter again, its node and FIFO place kept.
+    if (keeper::uncertain(r.code)) return;
     if (r.code != Code::kOk) return finishWaiter(waiter_id, toStatus(r.code, "lock queue of " + waiter->name));
     auto order = sequenced(r.children, kWaiterPrefix);
     auto pos = std::find(order.begin(), order.end(), baseOf(waiter->node));
@@ -174,10 +177,12 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
                           zk_->exists(path, again, again_if_gone);
                           return;
                         }
-                        if (c.code != Code::kOk) {
-                          noteIfUncertain(c.code, path);
-                          return finishWaiter(waiter_id, toStatus(c.code, "lock " + name));
-                        }
+                        // Lost: evaluated again after the reconnect, which
+                        // also removes the node should the create have been
+                        // applied (nobody claims it).
+                        noteIfUncertain(c.code, path);
+                        if (keeper::uncertain(c.code)) return;
+                        if (c.code != Code::kOk) return finishWaiter(waiter_id, toStatus(c.code, "lock " + name));
                         holdLock(name, path, c.stat.czxid);
                         finishWaiter(waiter_id, c.stat.czxid);
                       });
