@@ -408,13 +408,22 @@ absl::Status SessionCore::rejoin(ElectionEntry& entry) {
     if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
   }
   uint64_t version = 0;
+  int64_t candidacy = 0;
   {
     std::lock_guard<std::mutex> lock(entry.mu);
     if (entry.closed) return absl::FailedPreconditionError(absl::StrCat("resigned from ", entry.name));
     version = entry.version;
+    candidacy = entry.candidacy;
   }
   absl::StatusOr<ElectionState> answer = campaignRpc(entry);
-  if (absl::IsAlreadyExists(answer.status())) return checkStatus(entry).status();  // the daemon rejoined already
+  if (absl::IsAlreadyExists(answer.status())) {
+    // The daemon rejoined already: the candidacy is the one it was.
+    {
+      std::lock_guard<std::mutex> lock(entry.mu);
+      entry.candidacy = candidacy;
+    }
+    return checkStatus(entry).status();
+  }
   if (!answer.ok()) return answer.status();
   Notes notes;
   applyAnswer(entry, version, *answer, notes);
@@ -422,7 +431,13 @@ absl::Status SessionCore::rejoin(ElectionEntry& entry) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ElectionState> SessionCore::campaignRpc(const ElectionEntry& entry) {
+absl::StatusOr<ElectionState> SessionCore::campaignRpc(ElectionEntry& entry) {
+  {
+    // Until the answer says which candidacy this is, every event in the
+    // election is taken as about it (the version check sorts them out).
+    std::lock_guard<std::mutex> lock(entry.mu);
+    entry.candidacy = 0;
+  }
   v1::CampaignRequest request;
   request.set_session_id(id_);
   request.set_election(entry.name);
@@ -433,6 +448,10 @@ absl::StatusOr<ElectionState> SessionCore::campaignRpc(const ElectionEntry& entr
     return elections_->Campaign(context, request, &response);
   });
   if (!status.ok()) return status;
+  {
+    std::lock_guard<std::mutex> lock(entry.mu);
+    entry.candidacy = response.candidacy();
+  }
   return ElectionState{toElectionStatus(response.status()), response.term(), ""};
 }
 

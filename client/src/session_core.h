@@ -68,6 +68,9 @@ struct ElectionEntry {
   // Resigned, or the session ended: nothing changes any more.
   bool closed ABSL_GUARDED_BY(mu) = false;
   uint64_t version ABSL_GUARDED_BY(mu) = 0;  // as in LockEntry
+  // The daemon's id of this candidacy, from the Campaign answer; events of
+  // another are about an earlier candidacy in this election. 0: unknown.
+  int64_t candidacy ABSL_GUARDED_BY(mu) = 0;
 };
 
 // Why HELD/PRIMARY reads as SUSPENDED once the lease has run out.
@@ -158,7 +161,8 @@ class SessionCore {
   // overtook it (then false).
   bool applyAnswer(ElectionEntry& entry, uint64_t version, const ElectionState& answer, Notes& notes);
   absl::Status closeRpc(absl::Duration timeout = kCallTimeout);
-  absl::StatusOr<ElectionState> campaignRpc(const ElectionEntry& entry);
+  // Campaign; on its answer, the entry knows which candidacy it is.
+  absl::StatusOr<ElectionState> campaignRpc(ElectionEntry& entry);
   absl::StatusOr<ElectionState> statusRpc(const ElectionEntry& entry);
   absl::Status releaseRpc(const std::string& name, absl::Duration timeout);
   absl::Status resignRpc(const std::string& election, absl::Duration timeout);

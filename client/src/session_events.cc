@@ -206,6 +206,8 @@ void SessionCore::onElectionEvent(const v1::ElectionEvent& event, Notes& notes) 
     entry = it->second;
   }
   std::lock_guard<std::mutex> lock(entry->mu);
+  // Late news of a candidacy this session resigned or replaced.
+  if (entry->candidacy != 0 && event.candidacy() != entry->candidacy) return;
   ++entry->version;
   setElectionState(*entry, ElectionState{toElectionStatus(event.status()), event.term(), event.reason()}, notes);
 }

@@ -17,13 +17,14 @@ constexpr auto kMaxReverifyDelay = std::chrono::seconds(5);
 }  // namespace
 
 ElectionStatus Core::statusOf(const Candidacy& candidacy) const {
-  if (candidacy.terminated) return ElectionStatus{CandidateStatus::kTerminated, 0, candidacy.reason};
-  if (candidacy.registering) return ElectionStatus{CandidateStatus::kSecondary, 0, ""};
+  const int64_t id = candidacy.campaign_call;
+  if (candidacy.terminated) return ElectionStatus{CandidateStatus::kTerminated, 0, candidacy.reason, id};
+  if (candidacy.registering) return ElectionStatus{CandidateStatus::kSecondary, 0, "", id};
   int64_t term = candidacy.primary ? candidacy.term : 0;
   if (candidacy.suspended || !linkSure()) {
-    return ElectionStatus{CandidateStatus::kSuspended, term, "coordinator link in doubt"};
+    return ElectionStatus{CandidateStatus::kSuspended, term, "coordinator link in doubt", id};
   }
-  return ElectionStatus{candidacy.primary ? CandidateStatus::kPrimary : CandidateStatus::kSecondary, term, ""};
+  return ElectionStatus{candidacy.primary ? CandidateStatus::kPrimary : CandidateStatus::kSecondary, term, "", id};
 }
 
 void Core::sendElection(Session& session, const std::string& election, const Candidacy& candidacy) {
@@ -36,6 +37,7 @@ void Core::sendElection(Session& session, const std::string& election, const Can
   event.name = election;
   event.status = status.status;
   event.token = status.term;
+  event.candidacy = status.candidacy;
   event.reason = status.reason;
   send(session, std::move(event));
 }

@@ -27,7 +27,8 @@ struct Event {
   std::string name;  // lock or election name
   LockState lock_state = LockState::kNotHeld;
   CandidateStatus status = CandidateStatus::kNotCandidate;
-  int64_t token = 0;  // fencing token or term
+  int64_t token = 0;      // fencing token or term
+  int64_t candidacy = 0;  // elections: which of the session's candidacies
   std::string reason;
   backend::LinkState link = backend::LinkState::kConnected;
   std::chrono::milliseconds window{0};  // W, in heartbeats
@@ -95,6 +96,9 @@ struct ElectionStatus {
   CandidateStatus status = CandidateStatus::kNotCandidate;
   int64_t term = 0;
   std::string reason;
+  // Tells this candidacy's events from those of an earlier one of the
+  // session in the same election; the same through rejoins. 0: none.
+  int64_t candidacy = 0;
 };
 
 struct DaemonStatus {

@@ -101,6 +101,7 @@ void toProto(const core::Event& event, v1::KeepAliveResponse* out) {
       election->set_status(toProto(event.status));
       election->set_term(event.token);
       election->set_reason(event.reason);
+      election->set_candidacy(event.candidacy);
       break;
     }
     case core::Event::Kind::kEnded:

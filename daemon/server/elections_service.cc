@@ -74,6 +74,7 @@ grpc::ServerUnaryReactor* ElectionsService::Campaign(grpc::CallbackServerContext
                             if (status.ok()) {
                               response->set_status(toProto(status->status));
                               response->set_term(status->term);
+                              response->set_candidacy(status->candidacy);
                             }
                             finish(toGrpc(status.status()));
                           });

@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -138,6 +140,68 @@ TEST_CASE("library: election handles follow primaryship - the change callback fi
   auto checked = (*second)->checkStatus();
   REQUIRE(checked.ok());
   CHECK(checked->status == coordd::ElectionStatus::kPrimary);
+}
+
+TEST_CASE("library: late events of a resigned candidacy do not reach the next one in the same election",
+          "[e2e][library]") {
+  Daemon daemon;
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*client, "alpha");
+  // A lock's callback holds alpha's event thread: what the daemon sends
+  // meanwhile waits, as on a slow reader.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool blocked = false;
+  bool unblock = false;
+  coordd::LockOptions options;
+  options.on_change = [&](coordd::LockState state, absl::string_view) {
+    if (state != coordd::LockState::kLost) return;
+    std::unique_lock<std::mutex> lock(mu);
+    blocked = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return unblock; });
+  };
+  auto blocker = a->tryLock("blocker", options);
+  REQUIRE(blocker.ok());
+  REQUIRE(blocker->acquired());
+  coordd::CampaignOptions once;
+  once.rejoin = false;
+  auto first = a->campaign("svc", "a:1", once);
+  REQUIRE(first.ok());
+  REQUIRE((*first)->isPrimary());
+  REQUIRE(daemon.coordctl({"locks", "release", "blocker"}).code == 0);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return blocked; }));
+  }
+  // The first candidacy is stepped down (TERMINATED, not yet read) and
+  // resigned; a second one is PRIMARY.
+  REQUIRE(daemon.coordctl({"elections", "step-down", "svc"}).code == 0);
+  REQUIRE((*first)->resign().ok());
+  std::vector<coordd::ElectionStatus> seen;
+  coordd::CampaignOptions watched;
+  watched.on_change = [&](const coordd::ElectionState& state) { seen.push_back(state.status); };
+  auto second = a->campaign("svc", "a:2", watched);
+  REQUIRE(second.ok());
+  REQUIRE((*second)->isPrimary());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    unblock = true;
+  }
+  cv.notify_all();
+  // A later event, read after the held ones: they have all been applied.
+  std::atomic<bool> marker_lost{false};
+  coordd::LockOptions marked;
+  marked.on_change = [&](coordd::LockState state, absl::string_view) {
+    if (state == coordd::LockState::kLost) marker_lost = true;
+  };
+  auto marker = a->tryLock("marker", marked);
+  REQUIRE(marker.ok());
+  REQUIRE(marker->acquired());
+  REQUIRE(daemon.coordctl({"locks", "release", "marker"}).code == 0);
+  REQUIRE(eventually([&] { return marker_lost.load(); }));
+  CHECK(seen.empty());  // the first candidacy's TERMINATED was not the second's
+  CHECK((*second)->isPrimary());
 }
 
 TEST_CASE("library: observe streams leader changes", "[e2e][library]") {
