@@ -115,6 +115,25 @@ TEST_CASE("an admin step-down moves primaryship on - the old primary rejoins beh
   REQUIRE(a.events->waitElection("svc", CandidateStatus::kSecondary));
 }
 
+TEST_CASE("without rejoin a stepped-down primary stays out until it campaigns again", "[elections]") {
+  auto store = newKeeper();
+  Daemon d1(store);
+  Daemon d2(store);
+  auto a = d1.open("a");
+  auto b = d2.open("b");
+  REQUIRE(d1.campaign(a, "svc", /*rejoin=*/false)->status == CandidateStatus::kPrimary);
+  REQUIRE(d2.campaign(b, "svc")->status == CandidateStatus::kSecondary);
+  REQUIRE(await<backend::Candidate>([&](auto cb) { d2.backend.stepDown("svc", cb); }).ok());
+  REQUIRE(a.events->waitElection("svc", CandidateStatus::kTerminated));
+  REQUIRE(b.events->waitElection("svc", CandidateStatus::kPrimary));
+  auto view = await<backend::ElectionView>([&](auto cb) { d1.backend.electionInfo("svc", cb); });
+  REQUIRE(view.ok());
+  CHECK(view->candidates.size() == 1);  // b alone
+  CHECK(d1.core.status(a.id, "svc")->status == CandidateStatus::kTerminated);
+  // Campaigning again replaces the ended candidacy.
+  CHECK(d1.campaign(a, "svc", false)->status == CandidateStatus::kSecondary);
+}
+
 TEST_CASE("a candidate stepped down and its path taken anew elsewhere before its watch is set is not PRIMARY",
           "[elections]") {
   // Between a candidate's create and the exists that sets its watch, an
