@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "coordd/check.h"
 #include "core/ids.h"
 #include "core/status_map.h"
 #include "core/validation.h"
@@ -657,7 +658,7 @@ void Core::sweep(Deferred& deferred) {
     if (pending.deadline <= now) timed_out.push_back(waiter_id);
   }
   for (int64_t waiter_id : timed_out) {
-    const auto& pending = acquires_.at(waiter_id);
+    const auto& pending = mustFind(acquires_, waiter_id);
     finishAcquire(
         waiter_id,
         absl::DeadlineExceededError(absl::StrCat("timeout_ms: lock '", pending.name, "' not acquired in time")),

@@ -1,6 +1,7 @@
 // Core: candidacies of client sessions, and the re-verification of every
 // hold after a reconnect.
 #include "absl/strings/str_cat.h"
+#include "coordd/check.h"
 #include "core/core.h"
 #include "core/status_map.h"
 #include "core/validation.h"
@@ -77,8 +78,8 @@ int64_t Core::campaign(const std::string& session_id, const std::string& electio
 }
 
 void Core::registerCandidacy(const std::string& session_id, const std::string& election, Reply<ElectionStatus> reply) {
-  Session& session = sessions_.at(session_id);
-  Candidacy& candidacy = session.candidacies.at(election);
+  Session& session = mustFind(sessions_, session_id);
+  Candidacy& candidacy = mustFind(session.candidacies, election);
   candidacy.id = next_id_++;
   candidacy.registering = true;
   candidacy.verifying = false;  // a read of the old registration answers nothing now
@@ -164,7 +165,7 @@ void Core::withdrawCandidacy(const std::string& session_id, const std::string& e
 }
 
 void Core::terminateCandidacy(Session& session, const std::string& election, const std::string& reason) {
-  Candidacy& candidacy = session.candidacies.at(election);
+  Candidacy& candidacy = mustFind(session.candidacies, election);
   candidacy_index_.erase({election, candidacy.term});
   candidacy.terminated = true;
   candidacy.primary = false;
@@ -223,7 +224,7 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
     terminateCandidacy(session->second, election, reason);
     return;
   }
-  Candidacy& candidacy = session->second.candidacies.at(election);
+  Candidacy& candidacy = mustFind(session->second.candidacies, election);
   candidacy.primary = primary;
   sendElection(session->second, election, candidacy);
 }

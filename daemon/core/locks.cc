@@ -1,5 +1,6 @@
 // Core: locks of client sessions.
 #include "absl/strings/str_cat.h"
+#include "coordd/check.h"
 #include "core/core.h"
 #include "core/status_map.h"
 #include "core/validation.h"
@@ -131,7 +132,7 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
     PendingAcquire pending = std::move(it->second);
     acquires_.erase(it);
     // endSession answers a session's waiters before it goes, so it is here.
-    Session& session = sessions_.find(pending.session_id)->second;
+    Session& session = mustFind(sessions_, pending.session_id);
     session.waits.erase(name);
     if (!token.ok()) {
       deferred.push_back([reply = pending.reply, status = clientStatus(token.status())] { reply(status); });

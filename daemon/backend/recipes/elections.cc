@@ -2,6 +2,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/recipes/internal.h"
+#include "coordd/check.h"
 #include "spdlog/spdlog.h"
 
 namespace coordd::backend::recipes {
@@ -173,7 +174,7 @@ void KeeperBackend::watchOwnCandidate(int64_t term) {
     return &it->second;
   };
   auto removed = [this, term]() {
-    const std::string election = candidates_.find(term)->second.election;
+    const std::string election = mustFind(candidates_, term).election;
     forgetCandidate(term, absl::UnavailableError("the candidate's node was deleted; retry"));
     if (term == cleaner_term_) {
       cleaner_term_ = 0;
