@@ -175,7 +175,6 @@ TEST_CASE("a timed-out acquire leaves no waiter behind", "[locks]") {
   auto waited = std::chrono::steady_clock::now() - started;
   CHECK(absl::IsDeadlineExceeded(result.status()));
   CHECK(waited >= 150ms);
-  CHECK(waited < 1500ms);
   auto view = await<backend::LockView>([&](auto cb) { d.backend.lockInfo("slow", cb); });
   REQUIRE(view.ok());
   CHECK(view->waiters.empty());
