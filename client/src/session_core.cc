@@ -33,6 +33,13 @@ bool outcomeUnknown(const absl::Status& status) {
   }
 }
 
+absl::Status abandonedError(absl::string_view kind, absl::string_view name) {
+  return absl::UnavailableError(absl::StrCat(
+      kind, " ", name,
+      ": an earlier call's outcome is unknown and so is that of giving it back; this session cannot ask for it "
+      "again (open a new session)"));
+}
+
 constexpr char kSilentReason[] = "answered while the lease from coordd has run out";
 
 }  // namespace
@@ -200,6 +207,7 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::registerLock(std::string
   std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
   auto [it, inserted] = locks_held_.try_emplace(name);
+  if (!inserted && it->second->abandoned.load()) return abandonedError("lock", name);
   if (!inserted) return absl::AlreadyExistsError(absl::StrCat("this session already holds or awaits lock ", name));
   it->second = std::make_shared<LockEntry>(std::move(name), std::move(on_change));
   return it->second;
@@ -248,8 +256,11 @@ absl::StatusOr<AcquireOutcome> SessionCore::tryLock(std::string name, LockCallba
     return locks_->TryAcquire(context, request, &response);
   });
   if (!status.ok() || !response.acquired()) {
-    if (outcomeUnknown(status)) giveBack(**entry);
-    unregisterLock(**entry);
+    if (outcomeUnknown(status)) {
+      giveBack(**entry);
+    } else {
+      unregisterLock(**entry);
+    }
     if (!status.ok()) return status;
     return AcquireOutcome{nullptr, coordd::toOwner(response.holder())};
   }
@@ -295,8 +306,14 @@ absl::StatusOr<std::shared_ptr<LockEntry>> SessionCore::lock(std::string name, a
   const absl::Status status = toStatus(*endpoint_, rpc);
   if (!status.ok()) {
     const bool closed = closing && absl::IsCancelled(status);  // closing the session releases everything
-    if (!closed && outcomeUnknown(status)) giveBack(**entry);
-    unregisterLock(**entry);
+    // A DEADLINE_EXCEEDED before our own deadline is the daemon's: no grant.
+    const bool daemon_timeout =
+        absl::IsDeadlineExceeded(status) && std::chrono::system_clock::now() < context.deadline();
+    if (!closed && !daemon_timeout && outcomeUnknown(status)) {
+      giveBack(**entry);
+    } else {
+      unregisterLock(**entry);
+    }
     return closed ? cancelled_error() : status;
   }
   completeLock(**entry, response.fencing_token());
@@ -325,11 +342,17 @@ absl::Status SessionCore::releaseRpc(const std::string& name, absl::Duration tim
                [&](grpc::ClientContext* context) { return locks_->Release(context, request, &response); });
 }
 
-void SessionCore::giveBack(const LockEntry& entry) {
+void SessionCore::giveBack(LockEntry& entry) {
   // Still registered: this session cannot ask for the lock again meanwhile.
-  // Best effort: should this fail too, the daemon keeps the lock until the
-  // session ends. NOT_FOUND: there was no grant.
-  releaseRpc(entry.name, checkTimeout()).IgnoreError();
+  // NOT_FOUND: there was no grant.
+  if (outcomeUnknown(releaseRpc(entry.name, kCallTimeout))) {
+    // This Release may yet be carried out: were the name free for another
+    // acquire, it could release that one. The daemon keeps the lock until
+    // the session ends.
+    entry.abandoned.store(true);
+    return;
+  }
+  unregisterLock(entry);
 }
 
 // --- Elections ---------------------------------------------------------------
@@ -363,6 +386,7 @@ absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string
     std::lock_guard<std::mutex> lock(mu_);
     if (absl::Status usable = sessionUsable(); !usable.ok()) return usable;
     auto [it, inserted] = candidacies_.try_emplace(election);
+    if (!inserted && it->second->abandoned.load()) return abandonedError("election", election);
     if (!inserted) return absl::AlreadyExistsError(absl::StrCat("this session already campaigns in ", election));
     it->second = std::make_shared<ElectionEntry>(std::move(election), std::move(value), options.rejoin,
                                                  std::move(options.on_change));
@@ -370,8 +394,11 @@ absl::StatusOr<std::shared_ptr<ElectionEntry>> SessionCore::campaign(std::string
   }
   absl::StatusOr<ElectionState> answer = campaignRpc(*entry);
   if (!answer.ok()) {
-    if (outcomeUnknown(answer.status())) giveBack(*entry);
-    unregisterElection(*entry);
+    if (outcomeUnknown(answer.status())) {
+      giveBack(*entry);
+    } else {
+      unregisterElection(*entry);
+    }
     return answer.status();
   }
   // Without events during the call, the answer is the first state; the
@@ -417,10 +444,11 @@ absl::Status SessionCore::rejoin(ElectionEntry& entry) {
   }
   absl::StatusOr<ElectionState> answer = campaignRpc(entry);
   if (absl::IsAlreadyExists(answer.status())) {
-    // The daemon rejoined already: the candidacy is the one it was.
+    // The daemon rejoined already: the candidacy is the one it was (unless
+    // a concurrent rejoin() learnt of a newer one meanwhile).
     {
       std::lock_guard<std::mutex> lock(entry.mu);
-      entry.candidacy = candidacy;
+      if (entry.candidacy == 0) entry.candidacy = candidacy;
     }
     return checkStatus(entry).status();
   }
@@ -490,9 +518,17 @@ absl::Status SessionCore::resignRpc(const std::string& election, absl::Duration 
                [&](grpc::ClientContext* context) { return elections_->Resign(context, request, &response); });
 }
 
-void SessionCore::giveBack(const ElectionEntry& entry) {
-  // As for a lock: the entry is still registered, and this is best effort.
-  resignRpc(entry.name, checkTimeout()).IgnoreError();
+void SessionCore::giveBack(ElectionEntry& entry) {
+  // As for a lock.
+  if (outcomeUnknown(resignRpc(entry.name, kCallTimeout))) {
+    {
+      std::lock_guard<std::mutex> lock(entry.mu);
+      entry.closed = true;  // nobody holds its handle: its events change nothing
+    }
+    entry.abandoned.store(true);
+    return;
+  }
+  unregisterElection(entry);
 }
 
 }  // namespace coordd::detail

@@ -50,6 +50,10 @@ struct LockEntry {
   // Daemon reports applied so far; a Check answer is applied only if no
   // event overtook it.
   uint64_t version ABSL_GUARDED_BY(mu) = 0;
+  // The acquire's outcome is unknown and so is its give-back's: the entry
+  // stays, so that no later acquire of the name in this session can meet
+  // that Release.
+  std::atomic<bool> abandoned{false};
 };
 
 struct ElectionEntry {
@@ -71,6 +75,7 @@ struct ElectionEntry {
   // The daemon's id of this candidacy, from the Campaign answer; events of
   // another are about an earlier candidacy in this election. 0: unknown.
   int64_t candidacy ABSL_GUARDED_BY(mu) = 0;
+  std::atomic<bool> abandoned{false};  // as in LockEntry
 };
 
 // Why HELD/PRIMARY reads as SUSPENDED once the lease has run out.
@@ -168,9 +173,10 @@ class SessionCore {
   absl::Status resignRpc(const std::string& election, absl::Duration timeout);
   // After an acquire or a first Campaign whose outcome is unknown: releases
   // or resigns what the daemon may have granted, while `entry` is still
-  // registered.
-  void giveBack(const LockEntry& entry);
-  void giveBack(const ElectionEntry& entry);
+  // registered, then unregisters it; or, if the give-back's outcome is
+  // unknown too, leaves it registered and abandoned.
+  void giveBack(LockEntry& entry);
+  void giveBack(ElectionEntry& entry);
   absl::Duration checkTimeout() const;
 
   void readLoop();

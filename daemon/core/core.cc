@@ -151,13 +151,14 @@ void Core::send(Session& session, Event event) {
     return;
   }
   // No stream: what became of each hold waits for the next one, the latest
-  // per hold (name, and token or candidacy), in order, so that a client that
+  // per hold (name and token, and candidacy), in order, so that a client that
   // comes back learns of a LOST before any lease the new stream brings, and
   // a new hold of the same name does not hide the loss of the old one.
   if (event.kind != Event::Kind::kLock && event.kind != Event::Kind::kElection) return;
   const auto same_hold = [&event](const Event& kept) {
     if (kept.kind != event.kind || kept.name != event.name) return false;
-    return event.kind == Event::Kind::kLock ? kept.token == event.token : kept.candidacy == event.candidacy;
+    // A candidacy's term too: a primaryship lost and regained shows as two.
+    return kept.token == event.token && (event.kind == Event::Kind::kLock || kept.candidacy == event.candidacy);
   };
   for (Event& kept : session.missed) {
     if (same_hold(kept)) {

@@ -154,7 +154,7 @@ class Core : private backend::Listener {
     Clock::time_point last_sent;
     std::shared_ptr<EventSink> sink;
     // Lock and election events that came while no stream was attached: the
-    // latest per hold (kind, name, token or candidacy), in order, sent first
+    // latest per hold (kind, name, token and candidacy), in order, sent first
     // on the next stream.
     std::vector<Event> missed;
     std::shared_ptr<const ClientProcesses> processes;  // nullptr: not watchable

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -51,24 +52,89 @@ TEST_CASE("library: a lock and a candidacy whose answers never came are given ba
   auto b = open(*direct, "beta", absl::Seconds(3));
   // The daemon grants both calls and answers; the answers stay in the relay
   // past the library's own deadline. Alpha's pings still arrive: its
-  // session lives on.
+  // session lives on. Once the daemon has carried out the give-back (beta
+  // gets what alpha was granted), its answer is let through.
+  std::unique_ptr<coordd::Election> election;
+  std::atomic<bool> done{false};
+  const auto poll = [&done](const std::function<bool()>& condition) {
+    while (!done.load()) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  const auto job_holder = [&]() -> std::string {
+    auto info = direct->admin().lockInfo("job");
+    return info.ok() && info->held() ? info->holder().owner() : "";
+  };
+  std::thread unholder([&] {
+    if (!poll([&] { return job_holder() == "alpha"; }) || !poll([&] { return job_holder().empty(); })) return;
+    relay.holdReplies(false);
+    // Alpha's candidacy is registered before beta's, then given back.
+    if (!poll([&] {
+          auto leader = direct->leader("svc");
+          return leader.ok() && leader->has_value() && (*leader)->owner.owner == "alpha";
+        })) {
+      return;
+    }
+    auto campaign = b->campaign("svc", "beta");
+    if (!campaign.ok()) return;
+    election = std::move(*campaign);
+    if (poll([&] { return election->isPrimary(); })) relay.holdReplies(false);
+  });
+  StopAndJoin stop(done, unholder);
   relay.holdReplies(true);
   auto lock = a->tryLock("job");
   CHECK(absl::IsDeadlineExceeded(lock.status()));
+  relay.holdReplies(true);
   auto candidacy = a->campaign("svc", "alpha");
   CHECK(absl::IsDeadlineExceeded(candidacy.status()));
-  relay.holdReplies(false);
-  // Alpha does not know of a hold, so none may stay: beta gets both.
+  done = true;
+  unholder.join();
+  // Alpha knew of no hold, and none stayed: beta gets both.
   std::optional<coordd::LockGuard> guard;
   CHECK(eventually([&] {
     auto got = b->tryLock("job");
     if (got.ok() && got->acquired()) guard = std::move(got->guard);
     return guard.has_value();
   }));
-  auto election = b->campaign("svc", "beta");
-  REQUIRE(election.ok());
-  CHECK(eventually([&] { return (*election)->isPrimary(); }));
+  REQUIRE(election != nullptr);
+  CHECK(election->isPrimary());
+  // Both give-backs were answered: alpha may ask again.
+  auto again = a->tryLock("job");
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->acquired());
+  CHECK(again->holder.owner == "beta");
   CHECK_FALSE(a->ended());
+}
+
+TEST_CASE("library: a call whose give-back is lost too leaves its name unusable - never a second Release in flight",
+          "[e2e][library]") {
+  Daemon daemon;
+  UnixRelay relay(daemon.dir().file("relay.sock"), daemon.dir().file("coordd.sock"));
+  auto relayed = coordd::Client::connect(relay.address()).value();
+  auto direct = coordd::Client::connect(daemon.address()).value();
+  auto a = open(*relayed, "alpha", absl::Seconds(3));
+  auto b = open(*direct, "beta", absl::Seconds(3));
+  // Every answer to alpha, the give-back's too, stays in the relay.
+  relay.holdReplies(true);
+  CHECK(absl::IsDeadlineExceeded(a->tryLock("job").status()));
+  relay.holdReplies(false);
+  // The daemon carried out the give-back, but alpha cannot know it: asking
+  // again would let that Release meet the new grant.
+  std::optional<coordd::LockGuard> guard;
+  CHECK(eventually([&] {
+    auto got = b->tryLock("job");
+    if (got.ok() && got->acquired()) guard = std::move(got->guard);
+    return guard.has_value();
+  }));
+  auto again = a->tryLock("job");
+  CHECK(absl::IsUnavailable(again.status()));
+  CHECK_THAT(std::string(again.status().message()), Catch::Contains("open a new session"));
+  // Other names are not affected.
+  auto other = a->tryLock("other");
+  REQUIRE(other.ok());
+  CHECK(other->acquired());
 }
 
 TEST_CASE("library: held() turns false when an admin force-releases the lock", "[e2e][library]") {

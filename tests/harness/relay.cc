@@ -28,7 +28,7 @@ bool forward(int from, int to) {
   const ssize_t n = read(from, buffer, sizeof(buffer));
   if (n <= 0) return false;
   for (ssize_t sent = 0; sent < n;) {
-    const ssize_t w = write(to, buffer + sent, static_cast<size_t>(n - sent));
+    const ssize_t w = send(to, buffer + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
     if (w <= 0) return false;
     sent += w;
   }
@@ -44,7 +44,9 @@ UnixRelay::UnixRelay(std::string listen_path, std::string target_path)
   unlink(listen_path_.c_str());
   if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 ||
       listen(listen_fd_, 16) != 0) {
-    throw std::runtime_error("relay: cannot listen on " + listen_path_ + ": " + std::strerror(errno));
+    const std::string why = std::strerror(errno);
+    if (listen_fd_ >= 0) close(listen_fd_);
+    throw std::runtime_error("relay: cannot listen on " + listen_path_ + ": " + why);
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -79,7 +81,8 @@ void UnixRelay::run() {
       const short from_server = fds[2 + 2 * i].revents;
       bool open = true;
       if (from_client != 0) open = forward(link.client, link.server);
-      if (open && from_server != 0) open = forward(link.server, link.client);
+      // While held, not even the server's hangup is passed on.
+      if (open && from_server != 0 && !hold) open = forward(link.server, link.client);
       if (open) {
         kept.push_back(link);
       } else {

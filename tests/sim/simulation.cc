@@ -633,14 +633,14 @@ void Simulation::call(SimClient& c, std::optional<std::chrono::milliseconds> giv
   const std::string session = c.session;
   auto state = std::make_shared<State>();
   state->may_give_up = give_up_within.has_value();
-  rpc(c, [this, &c, start, answered, gave_up, what, state](core::Core& core) {
-    state->id = start(core, [this, &c, answered, gave_up, what, state](absl::StatusOr<T> r) {
-      c.strand.post([this, &c, answered, gave_up, what, state, r] {
+  rpc(c, [this, &c, start, answered, gave_up, what, state, session](core::Core& core) {
+    state->id = start(core, [this, &c, answered, gave_up, what, state, session](absl::StatusOr<T> r) {
+      c.strand.post([this, &c, answered, gave_up, what, state, session, r] {
         rpc(c, [state](core::Core& core) {
           if (state->id != 0) core.callAnswered(state->id);
         });
         if (state->given_up) return;  // nobody reads it
-        if (state->may_give_up && world_.chance(0.05)) {
+        if (state->may_give_up && c.session == session && world_.chance(0.05)) {
           // The answer was sent (gRPC saw the call done, not cancelled) but
           // the caller's deadline came first: it never reads it.
           state->given_up = true;

@@ -103,7 +103,9 @@ class Session {
   // UNAVAILABLE, UNKNOWN or INTERNAL may have been granted all the same (its
   // answer lost, or the deadline first): before returning, the session
   // releases the lock or resigns the candidacy, so that no hold is left that
-  // it does not know of.
+  // it does not know of. Should the outcome of that be unknown too, the
+  // name cannot be asked for again in this session (UNAVAILABLE): the
+  // Release may yet be carried out and would meet the new grant.
   absl::StatusOr<std::unique_ptr<Election>> campaign(std::string election, std::string value,
                                                      CampaignOptions options = {});
 

@@ -56,7 +56,8 @@ void KeeperBackend::registerCandidate(const std::string& election, const OwnerRe
 void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> first, bool registration) {
   auto it = candidates_.find(term);
   if (it == candidates_.end() || !zk_) {
-    if (first) first(absl::FailedPreconditionError("candidacy withdrawn"));
+    // Resigned, or its node deleted: the session lives on, it may retry.
+    if (first) first(absl::UnavailableError("candidacy withdrawn meanwhile; retry"));
     return;
   }
   const std::string dir = parentOf(it->second.path);
@@ -73,7 +74,7 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
       if (!first) return;  // a newer evaluation took over
       if (generation != generation_) return first(expired());
       auto it = candidates_.find(term);
-      if (it == candidates_.end()) return first(absl::FailedPreconditionError("candidacy withdrawn"));
+      if (it == candidates_.end()) return first(absl::UnavailableError("candidacy withdrawn meanwhile; retry"));
       // Superseded: the newest evaluation answers this caller too. Issuing
       // another would supersede that one in turn, and two callers would
       // take turns for ever (two reconnects within one round trip).
