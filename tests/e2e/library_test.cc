@@ -42,14 +42,24 @@ TEST_CASE("library: tryLock guard / holder record / release on destruction", "[e
   CHECK(after->guard->token() > token);
 }
 
+namespace {
+
+// A daemon, alpha's session through a relay that can hold the daemon's
+// answers, and beta's straight on the daemon's socket.
+struct RelayedDaemon {
+  Daemon daemon;
+  UnixRelay relay{daemon.dir().file("relay.sock"), daemon.dir().file("coordd.sock")};
+  std::unique_ptr<coordd::Client> relayed = coordd::Client::connect(relay.address()).value();
+  std::unique_ptr<coordd::Client> direct = coordd::Client::connect(daemon.address()).value();
+  std::unique_ptr<coordd::Session> a = open(*relayed, "alpha", absl::Seconds(3));
+  std::unique_ptr<coordd::Session> b = open(*direct, "beta", absl::Seconds(3));
+};
+
+}  // namespace
+
 TEST_CASE("library: a lock and a candidacy whose answers never came are given back - no hold is left unknown",
           "[e2e][library]") {
-  Daemon daemon;
-  UnixRelay relay(daemon.dir().file("relay.sock"), daemon.dir().file("coordd.sock"));
-  auto relayed = coordd::Client::connect(relay.address()).value();
-  auto direct = coordd::Client::connect(daemon.address()).value();
-  auto a = open(*relayed, "alpha", absl::Seconds(3));
-  auto b = open(*direct, "beta", absl::Seconds(3));
+  RelayedDaemon world;
   // The daemon grants both calls and answers; the answers stay in the relay
   // past the library's own deadline. Alpha's pings still arrive: its
   // session lives on. Once the daemon has carried out the give-back (beta
@@ -64,75 +74,70 @@ TEST_CASE("library: a lock and a candidacy whose answers never came are given ba
     return false;
   };
   const auto job_holder = [&]() -> std::string {
-    auto info = direct->admin().lockInfo("job");
+    auto info = world.direct->admin().lockInfo("job");
     return info.ok() && info->held() ? info->holder().owner() : "";
   };
   std::thread unholder([&] {
     if (!poll([&] { return job_holder() == "alpha"; }) || !poll([&] { return job_holder().empty(); })) return;
-    relay.holdReplies(false);
+    world.relay.holdReplies(false);
     // Alpha's candidacy is registered before beta's, then given back.
     if (!poll([&] {
-          auto leader = direct->leader("svc");
+          auto leader = world.direct->leader("svc");
           return leader.ok() && leader->has_value() && (*leader)->owner.owner == "alpha";
         })) {
       return;
     }
-    auto campaign = b->campaign("svc", "beta");
+    auto campaign = world.b->campaign("svc", "beta");
     if (!campaign.ok()) return;
     election = std::move(*campaign);
-    if (poll([&] { return election->isPrimary(); })) relay.holdReplies(false);
+    if (poll([&] { return election->isPrimary(); })) world.relay.holdReplies(false);
   });
   StopAndJoin stop(done, unholder);
-  relay.holdReplies(true);
-  auto lock = a->tryLock("job");
+  world.relay.holdReplies(true);
+  auto lock = world.a->tryLock("job");
   CHECK(absl::IsDeadlineExceeded(lock.status()));
-  relay.holdReplies(true);
-  auto candidacy = a->campaign("svc", "alpha");
+  world.relay.holdReplies(true);
+  auto candidacy = world.a->campaign("svc", "alpha");
   CHECK(absl::IsDeadlineExceeded(candidacy.status()));
   done = true;
   unholder.join();
   // Alpha knew of no hold, and none stayed: beta gets both.
   std::optional<coordd::LockGuard> guard;
   CHECK(eventually([&] {
-    auto got = b->tryLock("job");
+    auto got = world.b->tryLock("job");
     if (got.ok() && got->acquired()) guard = std::move(got->guard);
     return guard.has_value();
   }));
   REQUIRE(election != nullptr);
   CHECK(election->isPrimary());
   // Both give-backs were answered: alpha may ask again.
-  auto again = a->tryLock("job");
+  auto again = world.a->tryLock("job");
   REQUIRE(again.ok());
   CHECK_FALSE(again->acquired());
   CHECK(again->holder.owner == "beta");
-  CHECK_FALSE(a->ended());
+  CHECK_FALSE(world.a->ended());
 }
 
 TEST_CASE("library: a call whose give-back is lost too leaves its name unusable - never a second Release in flight",
           "[e2e][library]") {
-  Daemon daemon;
-  UnixRelay relay(daemon.dir().file("relay.sock"), daemon.dir().file("coordd.sock"));
-  auto relayed = coordd::Client::connect(relay.address()).value();
-  auto direct = coordd::Client::connect(daemon.address()).value();
-  auto a = open(*relayed, "alpha", absl::Seconds(3));
-  auto b = open(*direct, "beta", absl::Seconds(3));
-  // Every answer to alpha, the give-back's too, stays in the relay.
-  relay.holdReplies(true);
-  CHECK(absl::IsDeadlineExceeded(a->tryLock("job").status()));
-  relay.holdReplies(false);
+  RelayedDaemon world;
+  // Every answer to alpha, the give-back's too, stays in the world.relay.
+  world.relay.holdReplies(true);
+  CHECK(absl::IsDeadlineExceeded(world.a->tryLock("job").status()));
+  world.relay.holdReplies(false);
   // The daemon carried out the give-back, but alpha cannot know it: asking
   // again would let that Release meet the new grant.
   std::optional<coordd::LockGuard> guard;
   CHECK(eventually([&] {
-    auto got = b->tryLock("job");
+    auto got = world.b->tryLock("job");
     if (got.ok() && got->acquired()) guard = std::move(got->guard);
     return guard.has_value();
   }));
-  auto again = a->tryLock("job");
+  auto again = world.a->tryLock("job");
   CHECK(absl::IsUnavailable(again.status()));
   CHECK_THAT(std::string(again.status().message()), Catch::Contains("open a new session"));
   // Other names are not affected.
-  auto other = a->tryLock("other");
+  auto other = world.a->tryLock("other");
   REQUIRE(other.ok());
   CHECK(other->acquired());
 }
