@@ -314,6 +314,7 @@ void SessionCore::endSession(std::string why, Notes& notes) {
   end_reason_ = std::move(why);
   const std::string reason = absl::StrCat("session ended: ", end_reason_);
   for (auto& [name, entry] : locks_held_) {
+    if (entry->abandoned.load()) continue;  // its caller was told it failed: no callback
     std::lock_guard<std::mutex> entry_lock(entry->mu);
     setLockState(*entry, LockState::kLost, reason, notes);
   }
