@@ -170,6 +170,34 @@ TEST_CASE("a candidate stepped down and its path taken anew elsewhere before its
   CHECK(d2.core.status(b.id, "svc")->status == CandidateStatus::kPrimary);
 }
 
+TEST_CASE("a daemon whose cleaner registration failed stands again within its session", "[elections][cleaner]") {
+  // Its first registration in the cleaner's election loses its answer, and
+  // no reconnect follows (which would also make it stand again).
+  auto store = newKeeper();
+  auto armed = std::make_shared<std::atomic<bool>>(true);
+  const std::string dir = backend::recipes::Layout("").election("zookeeper-cleaner");
+  backend::recipes::KeeperOptions options = backend::memory::embeddedOptions(store);
+  options.cleaner_interval = absl::Milliseconds(50);
+  options.open_session =
+      [store, armed, dir](
+          backend::keeper::Keeper::Post post,
+          backend::keeper::Keeper::SessionWatch watch) -> absl::StatusOr<std::unique_ptr<backend::keeper::Keeper>> {
+    return std::make_unique<backend::keeper::FaultyKeeper>(
+        store->open(post, std::move(watch)), post, [armed, dir](const std::string& op, const std::string& path) {
+          const bool cleaner = op == "create" && path.rfind(dir, 0) == 0;
+          return cleaner && armed->exchange(false) ? backend::keeper::FaultyKeeper::Fault::kLoseBeforeApplied
+                                                   : backend::keeper::FaultyKeeper::Fault::kNone;
+        });
+  };
+  Daemon d(store, std::make_unique<backend::recipes::KeeperBackend>(std::move(options)));
+  d.backend.registerMember(backend::Member{"node-1", {}, "test", absl::Now()});
+  REQUIRE(eventually([&] { return !armed->load(); }));  // the registration lost its answer
+  CHECK(eventually([&] {
+    auto view = await<backend::ElectionView>([&](auto cb) { d.backend.electionInfo("zookeeper-cleaner", cb); });
+    return view.ok() && view->candidates.size() == 1;
+  }));
+}
+
 TEST_CASE("ending a session withdraws its candidacies at once", "[elections][sessions]") {
   Daemon d(newKeeper());
   auto a = d.open("a");

@@ -43,7 +43,7 @@ void KeeperBackend::campaignCleaner() {
   registerCandidate(kCleanerElection, owner, "", 0, [this, generation](absl::StatusOr<CampaignResult> r) {
     if (generation != generation_) return;
     if (!r.ok()) {
-      cleaner_term_ = 0;  // the next session, or step-down, tries again
+      cleaner_term_ = 0;  // the next pass, session or step-down tries again
       spdlog::warn("{}: cannot stand in the {} election: {}", options_.kind, kCleanerElection, r.status().ToString());
       return;
     }
@@ -54,6 +54,7 @@ void KeeperBackend::campaignCleaner() {
 void KeeperBackend::scheduleCleaner() {
   executor_->postAt(executor_->now() + absl::ToChronoMilliseconds(options_.cleaner_interval), [this] {
     scheduleCleaner();
+    if (cleaner_term_ == 0) campaignCleaner();  // its registration failed: stand again
     auto it = candidates_.find(cleaner_term_);
     if (usable().ok() && it != candidates_.end() && it->second.primary) clean();
   });
