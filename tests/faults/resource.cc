@@ -15,14 +15,6 @@
 namespace coordd::faults {
 namespace {
 
-sockaddr_un addressOf(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) throw std::runtime_error("resource socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
 // "client resource token believed fenced sent_us"
 bool parse(const std::string& text, Write& write) {
   std::vector<std::string> f = absl::StrSplit(text, ' ');
@@ -43,7 +35,7 @@ bool parse(const std::string& text, Write& write) {
 
 FencedResource::FencedResource(std::string socket_path) : path_(std::move(socket_path)) {
   fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr = addressOf(path_);
+  sockaddr_un addr = e2e::unixAddress(path_);
   ::unlink(path_.c_str());
   if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     throw std::runtime_error("cannot bind the fenced resource at " + path_ + ": " + std::strerror(errno));
@@ -90,7 +82,7 @@ ResourceWriter::~ResourceWriter() { ::close(fd_); }
 void ResourceWriter::write(const std::string& resource, int64_t token, bool believed, bool fenced) {
   const std::string text = absl::StrCat(client_, " ", resource, " ", token, " ", believed ? 1 : 0, " ", fenced ? 1 : 0,
                                         " ", e2e::monotonicMicros());
-  sockaddr_un addr = addressOf(path_);
+  sockaddr_un addr = e2e::unixAddress(path_);
   ::sendto(fd_, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <atomic>
 #include <chrono>
@@ -128,6 +129,8 @@ inline constexpr int kBuildSlowdown = 1;
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5s);
 
 std::string readFile(const std::string& path);
+// The address of a Unix socket at `path`; throws if the path is too long.
+sockaddr_un unixAddress(const std::string& path);
 std::vector<std::string> readLines(const std::string& path);
 // CLOCK_MONOTONIC in microseconds: the same clock in every process.
 int64_t monotonicMicros();

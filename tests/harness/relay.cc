@@ -1,5 +1,7 @@
 #include "relay.h"
 
+#include "harness.h"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,14 +15,6 @@
 
 namespace coordd::e2e {
 namespace {
-
-sockaddr_un unixAddress(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path)) throw std::runtime_error("socket path too long: " + path);
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  return address;
-}
 
 // Copies what `from` has to `to`; false at its end or on an error.
 bool forward(int from, int to) {
