@@ -2,12 +2,16 @@
 
 #include <memory>
 
+#include "spdlog/async.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace coordd::config {
 namespace {
+
+// Lines queued for stderr before the oldest are dropped.
+constexpr size_t kLogQueueLines = 8192;
 
 // The message as the body of a JSON string.
 class JsonMessage final : public spdlog::custom_flag_formatter {
@@ -41,7 +45,14 @@ class JsonMessage final : public spdlog::custom_flag_formatter {
 }  // namespace
 
 void setupLogging(const std::string& format, const std::string& level) {
-  auto logger = std::make_shared<spdlog::logger>("coordd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  // Lines are written by a thread of their own: a call that logs never waits
+  // on stderr, which a hung log collector can stop for ever. If the queue
+  // fills meanwhile, the oldest lines are dropped (and counted) rather than
+  // coordination stalled.
+  spdlog::init_thread_pool(kLogQueueLines, 1);
+  auto logger =
+      std::make_shared<spdlog::async_logger>("coordd", std::make_shared<spdlog::sinks::stderr_sink_mt>(),
+                                             spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
   if (format == "json") {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
     formatter->add_flag<JsonMessage>('*').set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%*"})");
@@ -50,8 +61,17 @@ void setupLogging(const std::string& format, const std::string& level) {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   }
   logger->set_level(spdlog::level::from_str(level));
-  logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
+}
+
+void stopLogging() {
+  if (auto pool = spdlog::thread_pool()) {
+    if (const size_t dropped = pool->overrun_counter(); dropped > 0) {
+      spdlog::warn("{} log lines were dropped while stderr was not read", dropped);
+    }
+  }
+  // Writes what is queued, then joins the writer.
+  spdlog::shutdown();
 }
 
 }  // namespace coordd::config

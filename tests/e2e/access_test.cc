@@ -40,10 +40,13 @@ struct Certificates {
 
 // "127.0.0.1:PORT" from the daemon's "listening on 127.0.0.1:PORT (TLS)".
 std::string tcpAddress(const Daemon& daemon) {
-  const std::string log = daemon.log();
   const std::string marker = "listening on 127.0.0.1:";
-  size_t at = log.find(marker);
-  REQUIRE(at != std::string::npos);
+  std::string log;
+  REQUIRE(eventually([&] {
+    log = daemon.log();
+    return log.find(marker) != std::string::npos;
+  }));
+  const size_t at = log.find(marker);
   const size_t start = at + 13;
   return log.substr(start, log.find(' ', start) - start);
 }
@@ -61,6 +64,7 @@ absl::Status openSession(const std::string& address, const coordd::TlsOptions& t
 
 TEST_CASE("TCP is off by default - served only over TLS - Admin over TCP needs admin.allowed_peers", "[e2e][access]") {
   Daemon unix_only;
+  REQUIRE(eventually([&] { return unix_only.log().find("listening on unix:") != std::string::npos; }));
   CHECK(unix_only.log().find("listening on 127.0.0.1") == std::string::npos);
   Certificates certs;
   REQUIRE(certs.ok);
@@ -120,7 +124,8 @@ TEST_CASE("Unix socket peers by uid - denied calls get PERMISSION_DENIED - the l
   CHECK(denied.code == 1);
   CHECK(denied.err.find("PERMISSION_DENIED") != std::string::npos);
   CHECK(denied.err.find(absl::StrCat("uid ", me)) != std::string::npos);
-  CHECK(daemon.log().find(absl::StrCat("access denied: uid ", me, " pid ")) != std::string::npos);
+  CHECK(eventually(
+      [&] { return daemon.log().find(absl::StrCat("access denied: uid ", me, " pid ")) != std::string::npos; }));
   CHECK(daemon.coordctl({"status"}).code == 0);  // Admin
 
   if (me != 0) {

@@ -1,5 +1,9 @@
 // /metrics, /healthz, /readyz and the plaintext gRPC health listener, read
 // with the clients a monitoring system and kubelet would use.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "coordd/client.h"
@@ -92,4 +96,38 @@ TEST_CASE("observability listeners - a bad or taken address stops coordd at star
               dir.file("bad"));
   REQUIRE(bad.wait(10s) == 2);
   CHECK(bad.err().find("--health-listen") != std::string::npos);
+}
+
+TEST_CASE("logs - a stderr nobody reads does not stall coordination - the lines come once it is read", "[e2e][logs]") {
+  // coordd's stderr is a pipe that is opened for reading and never read: a
+  // hung log collector. Each lock cycle logs two lines, so a few hundred
+  // cycles fill the pipe; a daemon that writes its log on the way of a call
+  // would block there, and every later call would time out.
+  TempDir dir;
+  const std::string fifo = dir.file("stderr.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  REQUIRE(reader >= 0);
+  Daemon daemon({}, Daemon::Wait::kReady, {"/bin/sh", "-c", "exec \"$@\" 2>" + fifo, "sh"});
+  auto client = coordd::Client::connect(daemon.address()).value();
+  auto session = open(*client, "chatty");
+  int cycles = 0;
+  for (; cycles < 2000; ++cycles) {
+    auto got = session->tryLock("job");
+    INFO("cycle " << cycles);
+    REQUIRE(got.ok());
+    REQUIRE(got->acquired());
+    REQUIRE(got->guard->release().ok());
+  }
+  CHECK(cycles == 2000);
+
+  // Read now: the lines the daemon still has come through.
+  std::string log;
+  const bool caught_up = eventually([&] {
+    char buffer[65536];
+    for (ssize_t n; (n = ::read(reader, buffer, sizeof(buffer))) > 0;) log.append(buffer, static_cast<size_t>(n));
+    return log.find("lock RELEASED") != std::string::npos;
+  });
+  ::close(reader);
+  CHECK(caught_up);
 }
