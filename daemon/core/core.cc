@@ -90,30 +90,30 @@ void Core::shutdown(const std::string& reason, absl::Duration drain) {
   std::unique_lock<std::mutex> lock(mu_);
   stopping_ = true;
   std::vector<std::string> ids;
-  for (const auto& [id, session] : sessions_) ids.push_back(id);
+  for (const auto& [id, session] : sessions_.live) ids.push_back(id);
   for (const auto& id : ids) endSession(id, reason, deferred, nullptr);
-  for (auto& [id, entry] : observers_) entry.observer->onClosed(reason);
-  observers_.clear();
-  spdlog::info("shutdown: ended {} sessions, waiting for {} coordinator deletes", ids.size(), inflight_deletes_);
+  for (auto& [id, entry] : elections_.observers) entry.observer->onClosed(reason);
+  elections_.observers.clear();
+  spdlog::info("shutdown: ended {} sessions, waiting for {} coordinator deletes", ids.size(), deletes_.inflight);
   lock.unlock();
   runAll(deferred);
   lock.lock();
-  bool drained = cv_.wait_for(lock, absl::ToChronoMilliseconds(drain), [this] { return inflight_deletes_ == 0; });
-  if (!drained) spdlog::warn("shutdown: {} coordinator deletes still pending after the drain bound", inflight_deletes_);
+  bool drained = cv_.wait_for(lock, absl::ToChronoMilliseconds(drain), [this] { return deletes_.inflight == 0; });
+  if (!drained) spdlog::warn("shutdown: {} coordinator deletes still pending after the drain bound", deletes_.inflight);
 }
 
 absl::Status Core::serving() const {
   if (stopping_) return absl::UnavailableError("daemon shutting down");
-  if (!ready_) return absl::UnavailableError("not connected to the coordinator yet; retry");
+  if (!link_.ready) return absl::UnavailableError("not connected to the coordinator yet; retry");
   return absl::OkStatus();
 }
 
 absl::StatusOr<Core::Session*> Core::findSession(const std::string& session_id) {
   if (auto status = validateSessionId(session_id); !status.ok()) return status;
-  auto it = sessions_.find(session_id);
-  if (it != sessions_.end()) return &it->second;
-  auto ended = ended_.find(session_id);
-  if (ended != ended_.end()) {
+  auto it = sessions_.live.find(session_id);
+  if (it != sessions_.live.end()) return &it->second;
+  auto ended = sessions_.ended.find(session_id);
+  if (ended != sessions_.ended.end()) {
     return absl::FailedPreconditionError(absl::StrCat("session_id: session ", session_id, " ended: ", ended->second));
   }
   return absl::NotFoundError(absl::StrCat("session_id: no session ", session_id));
@@ -123,9 +123,9 @@ absl::StatusOr<Core::Session*> Core::admitNewHold(const std::string& session_id)
   auto session = findSession(session_id);
   if (!session.ok()) return session;
   if (auto status = serving(); !status.ok()) return status;
-  if (link_ != backend::LinkState::kConnected) {
+  if (link_.state != backend::LinkState::kConnected) {
     return absl::UnavailableError(
-        absl::StrCat("coordinator link ", backend::linkStateName(link_), "; retry when it is back"));
+        absl::StrCat("coordinator link ", backend::linkStateName(link_.state), "; retry when it is back"));
   }
   return session;
 }
@@ -194,14 +194,14 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
 
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = serving(); !status.ok()) return status;
-  if (static_cast<int64_t>(sessions_.size()) >= options_.limits.max_sessions) {
+  if (static_cast<int64_t>(sessions_.live.size()) >= options_.limits.max_sessions) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("sessions: ", sessions_.size(), " open, the limit (limits.max_sessions); close some first"));
+        absl::StrCat("sessions: ", sessions_.live.size(), " open, the limit (limits.max_sessions); close some first"));
   }
   std::string id;
   do {
     id = options_.session_ids ? options_.session_ids() : randomHex(32);
-  } while (sessions_.count(id) != 0 || ended_.count(id) != 0);
+  } while (sessions_.live.count(id) != 0 || sessions_.ended.count(id) != 0);
 
   Session session;
   session.id = id;
@@ -214,7 +214,7 @@ absl::StatusOr<SessionInfo> Core::openSession(const std::string& owner, std::chr
   session.window = timeout == absl::InfiniteDuration() ? ttl : std::min(ttl, absl::ToChronoMilliseconds(timeout));
   session.last_ping = session.last_sent = now();
   SessionInfo info{id, ttl, session.window, options_.node_id};
-  sessions_.emplace(id, std::move(session));
+  sessions_.live.emplace(id, std::move(session));
   spdlog::info("session opened: session={} owner={:?} ttl={}ms", id.substr(0, 16), owner, ttl.count());
   return info;
 }
@@ -226,7 +226,7 @@ absl::Status Core::attachStream(const std::string& session_id, std::shared_ptr<E
   Session& s = **session;
   if (s.sink) return absl::AlreadyExistsError("session_id: a KeepAlive stream is already open for this session");
   s.sink = std::move(sink);
-  awaiting_exit_.erase(session_id);  // a client that lives on has come back
+  sessions_.awaiting_exit.erase(session_id);  // a client that lives on has come back
   s.last_ping = now();
   s.last_ping_id = ping_id;
   for (Event& event : s.missed) send(s, std::move(event));
@@ -249,11 +249,13 @@ absl::Status Core::ping(const std::string& session_id, uint64_t ping_id) {
   return absl::OkStatus();
 }
 
-bool Core::linkSure() const { return link_ == backend::LinkState::kConnected && now() < backend_.leaseDeadline(); }
+bool Core::linkSure() const {
+  return link_.state == backend::LinkState::kConnected && now() < backend_.leaseDeadline();
+}
 
 Event Core::heartbeat(const Session& session) const {
   Event event;
-  event.link = link_;
+  event.link = link_.state;
   event.window = session.window;
   event.ping_id = session.last_ping_id;
   if (linkSure()) {
@@ -277,15 +279,15 @@ void Core::detachStream(const std::string& session_id, const EventSink* sink) {
   Deferred deferred;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end() || it->second.sink.get() != sink) return;
+    auto it = sessions_.live.find(session_id);
+    if (it == sessions_.live.end() || it->second.sink.get() != sink) return;
     Session& session = it->second;
     if (session.processes && session.processes->gone()) {
       endSession(session_id, kClientGone, deferred, nullptr);
     } else {
       session.sink.reset();
       if (session.processes) {
-        awaiting_exit_.insert(session_id);
+        sessions_.awaiting_exit.insert(session_id);
         scheduleExitCheck();
       }
       spdlog::info(
@@ -313,14 +315,14 @@ void Core::closeSession(const std::string& session_id, StatusReply reply) {
 
 void Core::endSession(const std::string& session_id, const std::string& reason, Deferred& deferred,
                       std::function<void()> done) {
-  auto it = sessions_.find(session_id);
+  auto it = sessions_.live.find(session_id);
   Session session = std::move(it->second);
-  sessions_.erase(it);
-  ended_[session_id] = reason;
-  ended_order_.push_back(session_id);
-  if (ended_order_.size() > kRememberEndedSessions) {
-    ended_.erase(ended_order_.front());
-    ended_order_.pop_front();
+  sessions_.live.erase(it);
+  sessions_.ended[session_id] = reason;
+  sessions_.ended_order.push_back(session_id);
+  if (sessions_.ended_order.size() > kRememberEndedSessions) {
+    sessions_.ended.erase(sessions_.ended_order.front());
+    sessions_.ended_order.pop_front();
   }
 
   for (const auto& [name, waiter_id] : session.waits) {
@@ -337,7 +339,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
     if (last && done) done();
   };
   for (const auto& [name, held] : session.locks) {
-    lock_index_.erase({name, held.token});
+    locks_.holders.erase({name, held.token});
     ++*remaining;
     deleteLock(name, held.token, one_done);
     countLost("session_ended");
@@ -345,7 +347,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
   }
   for (auto& [election, candidacy] : session.candidacies) {
     if (candidacy.registering || candidacy.terminated) continue;  // nothing (yet) in the coordinator
-    candidacy_index_.erase({election, candidacy.term});
+    elections_.candidates.erase({election, candidacy.term});
     ++*remaining;
     deleteCandidate(election, candidacy.term, one_done);
     candidacy.terminated = true;
@@ -366,7 +368,7 @@ void Core::endSession(const std::string& session_id, const std::string& reason, 
 }
 
 void Core::deleteLock(const std::string& name, int64_t token, std::function<void()> done) {
-  ++inflight_deletes_;
+  ++deletes_.inflight;
   backend_.unlock(name, token, [this, name, token, done](absl::Status status) {
     onDeleted(Orphan{Orphan::Kind::kLock, name, token}, status);
     if (done) done();
@@ -374,7 +376,7 @@ void Core::deleteLock(const std::string& name, int64_t token, std::function<void
 }
 
 void Core::deleteCandidate(const std::string& election, int64_t term, std::function<void()> done) {
-  ++inflight_deletes_;
+  ++deletes_.inflight;
   backend_.resign(election, term, [this, election, term, done](absl::Status status) {
     onDeleted(Orphan{Orphan::Kind::kCandidate, election, term}, status);
     if (done) done();
@@ -382,7 +384,7 @@ void Core::deleteCandidate(const std::string& election, int64_t term, std::funct
 }
 
 void Core::removeWaiter(const std::string& name, int64_t waiter_id) {
-  ++inflight_deletes_;
+  ++deletes_.inflight;
   backend_.cancelLock(name, waiter_id, [this, name, waiter_id](absl::Status status) {
     onDeleted(Orphan{Orphan::Kind::kWaiter, name, waiter_id}, status);
   });
@@ -390,7 +392,7 @@ void Core::removeWaiter(const std::string& name, int64_t waiter_id) {
 
 void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
   std::lock_guard<std::mutex> lock(mu_);
-  --inflight_deletes_;
+  --deletes_.inflight;
   static constexpr const char* kWhat[] = {"lock", "candidacy", "waiter"};
   if (status.ok() || absl::IsNotFound(status) || absl::IsAborted(status)) {
     // Done, already gone, or gone with the expired coordinator session.
@@ -400,7 +402,7 @@ void Core::onDeleted(const Orphan& orphan, const absl::Status& status) {
     // sweeper tries again at its next pass.
     spdlog::warn("could not remove {} {:?} token={} from the coordinator ({}); will retry",
                  kWhat[static_cast<int>(orphan.kind)], orphan.name, orphan.token, status.ToString());
-    orphans_.push_back(orphan);
+    deletes_.orphans.push_back(orphan);
   } else {
     // Refused for good (permissions, a bad request): retrying cannot help. The node
     // stays until its coordinator session ends, or an operator removes it.
@@ -424,10 +426,10 @@ void Core::onLinkState(backend::LinkState state) {
                 "coordinator link {}", backend::linkStateName(state));
     switch (state) {
       case backend::LinkState::kSuspended: {
-        link_ = state;
+        link_.state = state;
         size_t locks = 0;
         size_t candidacies = 0;
-        for (auto& [id, session] : sessions_) {
+        for (auto& [id, session] : sessions_.live) {
           for (auto& [name, held] : session.locks) {
             if (held.suspended) continue;
             held.suspended = true;
@@ -444,20 +446,20 @@ void Core::onLinkState(backend::LinkState state) {
           send(session, heartbeat(session));
         }
         spdlog::warn("coordinator link suspended: {} locks and {} candidacies of {} sessions in doubt", locks,
-                     candidacies, sessions_.size());
+                     candidacies, sessions_.live.size());
         break;
       }
       case backend::LinkState::kReconnected:
-        link_ = backend::LinkState::kConnected;
+        link_.state = backend::LinkState::kConnected;
         verifyHolds(true);
         break;
       case backend::LinkState::kExpired:
-        link_ = state;
-        ++epoch_;
-        orphans_.clear();  // the coordinator deleted them with the session
-        for (auto& [id, session] : sessions_) {
+        link_.state = state;
+        ++link_.epoch;
+        deletes_.orphans.clear();  // the coordinator deleted them with the session
+        for (auto& [id, session] : sessions_.live) {
           for (const auto& [name, held] : session.locks) {
-            lock_index_.erase({name, held.token});
+            locks_.holders.erase({name, held.token});
             countLost("coordinator_session_expired");
             sendLock(session, name, LockState::kLost, held.token, "coordinator session expired");
           }
@@ -468,20 +470,20 @@ void Core::onLinkState(backend::LinkState state) {
         }
         break;
       case backend::LinkState::kConnected:
-        link_ = state;
-        if (!ready_) {
-          ready_ = true;
+        link_.state = state;
+        if (!link_.ready) {
+          link_.ready = true;
           spdlog::info("ready: node {} serving", options_.node_id);
         }
-        for (auto& [election, watch] : watched_) {
+        for (auto& [election, watch] : elections_.watched) {
           backend_.watchElection(election);
           publishLeader(election);
         }
         break;
     }
-    bool serving = link_ == backend::LinkState::kConnected && !stopping_;
-    if (serving != serving_reported_ && options_.on_readiness) {
-      serving_reported_ = serving;
+    bool serving = link_.state == backend::LinkState::kConnected && !stopping_;
+    if (serving != link_.serving_reported && options_.on_readiness) {
+      link_.serving_reported = serving;
       deferred.push_back([this, serving] { options_.on_readiness(serving); });
     }
   }
@@ -490,7 +492,7 @@ void Core::onLinkState(backend::LinkState state) {
 
 void Core::onLeaderChanged(const std::string& election, const std::optional<backend::Candidate>& leader) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, entry] : observers_) {
+  for (auto& [id, entry] : elections_.observers) {
     if (entry.election == election) tellObserver(entry, leader);
   }
 }
@@ -513,29 +515,29 @@ absl::StatusOr<int64_t> Core::addObserver(const std::string& election, std::shar
   if (auto status = validateName("election", election); !status.ok()) return status;
   std::lock_guard<std::mutex> lock(mu_);
   if (auto status = serving(); !status.ok()) return status;
-  if (static_cast<int64_t>(observers_.size()) >= options_.limits.max_observers) {
+  if (static_cast<int64_t>(elections_.observers.size()) >= options_.limits.max_observers) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("observers: ", observers_.size(), " streams open, the limit (limits.max_observers)"));
+        absl::StrCat("observers: ", elections_.observers.size(), " streams open, the limit (limits.max_observers)"));
   }
   int64_t id = next_id_++;
-  observers_[id] = Observer{election, observer};
-  if (watched_[election]++ == 0) backend_.watchElection(election);
+  elections_.observers[id] = Observer{election, observer};
+  if (elections_.watched[election]++ == 0) backend_.watchElection(election);
   backend_.leader(election, [this, id](absl::StatusOr<std::optional<backend::Candidate>> leader) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = observers_.find(id);
-    if (it != observers_.end() && leader.ok()) tellObserver(it->second, *leader);
+    auto it = elections_.observers.find(id);
+    if (it != elections_.observers.end() && leader.ok()) tellObserver(it->second, *leader);
   });
   return id;
 }
 
 void Core::removeObserver(int64_t observer_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = observers_.find(observer_id);
-  if (it == observers_.end()) return;
+  auto it = elections_.observers.find(observer_id);
+  if (it == elections_.observers.end()) return;
   std::string election = it->second.election;
-  observers_.erase(it);
-  if (--watched_[election] == 0) {
-    watched_.erase(election);
+  elections_.observers.erase(it);
+  if (--elections_.watched[election] == 0) {
+    elections_.watched.erase(election);
     backend_.unwatchElection(election);
   }
 }
@@ -555,7 +557,7 @@ void Core::addGauges() {
   registry.gauge("coordd_candidacies", "Candidacies of this daemon's sessions, by status.", {"status"}, [this] {
     std::map<std::string, double> by_status{{"PRIMARY", 0}, {"SECONDARY", 0}, {"SUSPENDED", 0}, {"TERMINATED", 0}};
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, session] : sessions_) {
+    for (const auto& [id, session] : sessions_.live) {
       for (const auto& [election, candidacy] : session.candidacies) {
         if (!candidacy.registering) ++by_status[candidateStatusName(statusOf(candidacy).status)];
       }
@@ -578,12 +580,12 @@ void Core::addGauges() {
 DaemonStatus Core::daemonStatus() const {
   std::lock_guard<std::mutex> lock(mu_);
   DaemonStatus status;
-  status.link = link_;
-  status.ready = ready_ && !stopping_ && link_ == backend::LinkState::kConnected;
-  status.sessions = static_cast<int64_t>(sessions_.size());
-  status.lock_waiters = static_cast<int64_t>(acquires_.size());
+  status.link = link_.state;
+  status.ready = link_.ready && !stopping_ && link_.state == backend::LinkState::kConnected;
+  status.sessions = static_cast<int64_t>(sessions_.live.size());
+  status.lock_waiters = static_cast<int64_t>(locks_.waiting.size());
   status.calls_pending = static_cast<int64_t>(calls_.size());
-  for (const auto& [id, session] : sessions_) {
+  for (const auto& [id, session] : sessions_.live) {
     status.locks_held += static_cast<int64_t>(session.locks.size());
     status.candidacies += static_cast<int64_t>(session.candidacies.size());
   }
@@ -609,16 +611,16 @@ void Core::scheduleSweep() {
 
 // Every kExitCheckInterval while a client whose stream broke may still exit.
 void Core::scheduleExitCheck() {
-  if (exit_check_scheduled_) return;
-  exit_check_scheduled_ = true;
+  if (sessions_.exit_check_scheduled) return;
+  sessions_.exit_check_scheduled = true;
   timers_->postAt(now() + kExitCheckInterval, [this] {
     Deferred deferred;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      exit_check_scheduled_ = false;
+      sessions_.exit_check_scheduled = false;
       if (stopping_) return;
       endExitedClients(deferred);
-      if (!awaiting_exit_.empty()) scheduleExitCheck();
+      if (!sessions_.awaiting_exit.empty()) scheduleExitCheck();
     }
     runAll(deferred);
   });
@@ -626,17 +628,17 @@ void Core::scheduleExitCheck() {
 
 void Core::endExitedClients(Deferred& deferred) {
   std::vector<std::string> gone;
-  for (auto it = awaiting_exit_.begin(); it != awaiting_exit_.end();) {
-    auto session = sessions_.find(*it);
-    if (session == sessions_.end()) {
-      it = awaiting_exit_.erase(it);  // ended meanwhile
+  for (auto it = sessions_.awaiting_exit.begin(); it != sessions_.awaiting_exit.end();) {
+    auto session = sessions_.live.find(*it);
+    if (session == sessions_.live.end()) {
+      it = sessions_.awaiting_exit.erase(it);  // ended meanwhile
       continue;
     }
     if (session->second.processes->gone()) gone.push_back(*it);
     ++it;
   }
   for (const auto& id : gone) {
-    awaiting_exit_.erase(id);
+    sessions_.awaiting_exit.erase(id);
     endSession(id, kClientGone, deferred, nullptr);
   }
 }
@@ -644,7 +646,7 @@ void Core::endExitedClients(Deferred& deferred) {
 void Core::sweep(Deferred& deferred) {
   const auto now = this->now();
   std::vector<std::pair<std::string, std::string>> ending;  // id, reason
-  for (auto& [id, session] : sessions_) {
+  for (auto& [id, session] : sessions_.live) {
     if (now - session.last_ping > session.ttl) {
       ending.emplace_back(id, absl::StrCat("ttl expired: no ping for ", session.ttl.count(), " ms"));
     } else if (session.sink && (now - session.last_sent >= session.window / 3 ||
@@ -655,21 +657,21 @@ void Core::sweep(Deferred& deferred) {
   for (const auto& [id, reason] : ending) endSession(id, reason, deferred, nullptr);
 
   std::vector<int64_t> timed_out;
-  for (const auto& [waiter_id, pending] : acquires_) {
+  for (const auto& [waiter_id, pending] : locks_.waiting) {
     if (pending.deadline <= now) timed_out.push_back(waiter_id);
   }
   for (int64_t waiter_id : timed_out) {
-    const auto& pending = mustFind(acquires_, waiter_id);
+    const auto& pending = mustFind(locks_.waiting, waiter_id);
     finishAcquire(
         waiter_id,
         absl::DeadlineExceededError(absl::StrCat("timeout_ms: lock '", pending.name, "' not acquired in time")),
         deferred);
   }
 
-  if (link_ != backend::LinkState::kConnected) return;
-  if (reverify_at_ && now >= *reverify_at_) verifyHolds(false);
+  if (link_.state != backend::LinkState::kConnected) return;
+  if (link_.reverify_at && now >= *link_.reverify_at) verifyHolds(false);
   std::vector<Orphan> orphans;
-  orphans.swap(orphans_);
+  orphans.swap(deletes_.orphans);
   for (const auto& orphan : orphans) {
     switch (orphan.kind) {
       case Orphan::Kind::kLock:
@@ -683,7 +685,7 @@ void Core::sweep(Deferred& deferred) {
         break;
     }
   }
-  for (auto& [id, session] : sessions_) {
+  for (auto& [id, session] : sessions_.live) {
     for (auto& [election, candidacy] : session.candidacies) {
       if (candidacy.terminated && candidacy.rejoin && !candidacy.registering) {
         registerCandidacy(id, election, nullptr);

@@ -265,29 +265,51 @@ class Core : private backend::Listener {
   const CoreOptions options_;
   backend::Backend& backend_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  backend::LinkState link_ ABSL_GUARDED_BY(mu_) = backend::LinkState::kSuspended;
-  bool ready_ ABSL_GUARDED_BY(mu_) = false;  // connected at least once
-  bool serving_reported_ ABSL_GUARDED_BY(mu_) = false;
-  bool member_registered_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // coordinator sessions so far
-  // When the sweep verifies again the holds whose verification failed, and
-  // how many retries in a row failed (each waits twice as long).
-  std::optional<Clock::time_point> reverify_at_ ABSL_GUARDED_BY(mu_);
-  int reverify_failures_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t inflight_deletes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
-  // Recently ended sessions and why, so that late calls get a clear answer.
-  std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> ended_order_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, PendingAcquire> acquires_ ABSL_GUARDED_BY(mu_);
+  // The core's state, in tables, all under mu_. A session's own holds are in
+  // its Session record; the tables beside it index them from the
+  // coordinator's side.
+  //
+  // The coordinator link, as the backend last reported it.
+  struct LinkTable {
+    backend::LinkState state = backend::LinkState::kSuspended;
+    bool ready = false;  // connected at least once
+    bool serving_reported = false;
+    int64_t epoch = 0;  // coordinator sessions so far
+    // When the sweep verifies again the holds whose verification failed,
+    // and how many retries in a row failed (each waits twice as long).
+    std::optional<Clock::time_point> reverify_at;
+    int reverify_failures = 0;
+  };
+  struct SessionTable {
+    std::map<std::string, Session> live;  // by secret id
+    // Recently ended sessions and why, so that late calls get a clear answer.
+    std::map<std::string, std::string> ended;
+    std::deque<std::string> ended_order;
+    // Sessions whose stream broke while their processes live: the sweeper
+    // looks at those every few milliseconds, and at them alone.
+    std::set<std::string> awaiting_exit;
+    bool exit_check_scheduled = false;
+  };
+  struct LockTable {
+    std::map<int64_t, PendingAcquire> waiting;  // blocking acquires, by waiter id
+    // (name, token) -> session id, for notifications from the coordinator.
+    std::map<std::pair<std::string, int64_t>, std::string> holders;
+  };
+  struct ElectionTable {
+    // (election, term) -> session id, for notifications from the coordinator.
+    std::map<std::pair<std::string, int64_t>, std::string> candidates;
+    std::map<int64_t, Observer> observers;
+    std::map<std::string, int64_t> watched;  // election -> observer count
+  };
+  // Coordinator deletes in flight, and what failed ones left behind.
+  struct DeleteTable {
+    int64_t inflight = 0;
+    std::vector<Orphan> orphans;
+  };
   // TryAcquire, Acquire and Campaign calls whose caller may go away before it
   // has their answer, by call id: a TryAcquire or Campaign in flight (for an
-  // Acquire, acquires_ is), then, once granted, what the grant was, until
-  // callAnswered or cancelCall.
+  // Acquire, locks_.waiting is), then, once granted, what the grant was,
+  // until callAnswered or cancelCall.
   struct Call {
     bool cancelled = false;  // in flight, its caller gone: give back what it gets
     bool granted = false;
@@ -296,17 +318,17 @@ class Core : private backend::Listener {
     std::string name;   // lock or election
     int64_t token = 0;  // the lock's token; for a candidacy, the call id
   };
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  LinkTable link_ ABSL_GUARDED_BY(mu_);
+  SessionTable sessions_ ABSL_GUARDED_BY(mu_);
+  LockTable locks_ ABSL_GUARDED_BY(mu_);
+  ElectionTable elections_ ABSL_GUARDED_BY(mu_);
+  DeleteTable deletes_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Call> calls_ ABSL_GUARDED_BY(mu_);
-  // (name, token) -> session id, for notifications from the coordinator.
-  std::map<std::pair<std::string, int64_t>, std::string> lock_index_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<std::string, int64_t>, std::string> candidacy_index_ ABSL_GUARDED_BY(mu_);
-  std::vector<Orphan> orphans_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, Observer> observers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, int64_t> watched_ ABSL_GUARDED_BY(mu_);  // election -> observer count
-  // Sessions whose stream broke while their processes live: the sweeper
-  // looks at those every few milliseconds, and at them alone.
-  std::set<std::string> awaiting_exit_ ABSL_GUARDED_BY(mu_);
-  bool exit_check_scheduled_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;  // calls, waiters, candidacies and observers
   std::unique_ptr<backend::SerialExecutor> own_timers_;
   backend::Executor* const timers_;
 };

@@ -78,13 +78,13 @@ int64_t Core::campaign(const std::string& session_id, const std::string& electio
 }
 
 void Core::registerCandidacy(const std::string& session_id, const std::string& election, Reply<ElectionStatus> reply) {
-  Session& session = mustFind(sessions_, session_id);
+  Session& session = mustFind(sessions_.live, session_id);
   Candidacy& candidacy = mustFind(session.candidacies, election);
   candidacy.id = next_id_++;
   candidacy.registering = true;
   candidacy.verifying = false;  // a read of the old registration answers nothing now
   int64_t id = candidacy.id;
-  int64_t epoch = epoch_;
+  int64_t epoch = link_.epoch;
   const int64_t call_id = reply ? candidacy.campaign_call : 0;
   backend_.campaign(
       election, ownerOf(session), candidacy.value,
@@ -94,7 +94,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
           std::lock_guard<std::mutex> lock(mu_);
           Session* session = nullptr;
           Candidacy* candidacy = nullptr;
-          if (auto s = sessions_.find(session_id); s != sessions_.end()) {
+          if (auto s = sessions_.live.find(session_id); s != sessions_.live.end()) {
             session = &s->second;
             auto c = session->candidacies.find(election);
             if (c != session->candidacies.end() && c->second.id == id) candidacy = &c->second;
@@ -103,7 +103,7 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
           auto call = reply ? calls_.find(call_id) : calls_.end();
           const bool cancelled = reply && (call == calls_.end() || call->second.cancelled);
           absl::Status failed = result.status();
-          if (result.ok() && (candidacy == nullptr || epoch != epoch_ || cancelled)) {
+          if (result.ok() && (candidacy == nullptr || epoch != link_.epoch || cancelled)) {
             // Resigned, session ended, coordinator session lost or caller
             // gone meanwhile.
             deleteCandidate(election, result->term, nullptr);  // checks term and session itself
@@ -132,8 +132,8 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
               candidacy->term = result->term;
               candidacy->primary = result->primary;
               // Registered while the link dropped: in doubt until re-verified.
-              candidacy->suspended = link_ != backend::LinkState::kConnected;
-              candidacy_index_[{election, result->term}] = session_id;
+              candidacy->suspended = link_.state != backend::LinkState::kConnected;
+              elections_.candidates[{election, result->term}] = session_id;
               sendElection(*session, election, *candidacy);
             }
           }
@@ -151,8 +151,8 @@ void Core::registerCandidacy(const std::string& session_id, const std::string& e
 
 void Core::withdrawCandidacy(const std::string& session_id, const std::string& election, int64_t campaign_call,
                              const std::string& reason) {
-  auto session = sessions_.find(session_id);
-  if (session == sessions_.end()) return;
+  auto session = sessions_.live.find(session_id);
+  if (session == sessions_.live.end()) return;
   auto it = session->second.candidacies.find(election);
   if (it == session->second.candidacies.end() || it->second.campaign_call != campaign_call) return;
   // Whatever became of it since the grant: lost and waiting to rejoin
@@ -166,7 +166,7 @@ void Core::withdrawCandidacy(const std::string& session_id, const std::string& e
 
 void Core::terminateCandidacy(Session& session, const std::string& election, const std::string& reason) {
   Candidacy& candidacy = mustFind(session.candidacies, election);
-  candidacy_index_.erase({election, candidacy.term});
+  elections_.candidates.erase({election, candidacy.term});
   candidacy.terminated = true;
   candidacy.primary = false;
   candidacy.suspended = false;
@@ -201,7 +201,7 @@ void Core::resign(const std::string& session_id, const std::string& election, St
         spdlog::info("election RESIGNED: election={:?} owner={:?} session={} term={}", election, (*session)->owner,
                      (*session)->public_id, candidacy.term);
         if (!candidacy.registering && !candidacy.terminated) {
-          candidacy_index_.erase({election, candidacy.term});
+          elections_.candidates.erase({election, candidacy.term});
           deleteCandidate(election, candidacy.term, [reply] { reply(absl::OkStatus()); });
           return;
         }
@@ -216,10 +216,10 @@ void Core::resign(const std::string& session_id, const std::string& election, St
 void Core::onCandidacyChanged(const std::string& election, int64_t term, bool primary, bool removed,
                               const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = candidacy_index_.find({election, term});
-  if (it == candidacy_index_.end()) return;
-  auto session = sessions_.find(it->second);
-  if (session == sessions_.end()) return;
+  auto it = elections_.candidates.find({election, term});
+  if (it == elections_.candidates.end()) return;
+  auto session = sessions_.live.find(it->second);
+  if (session == sessions_.live.end()) return;
   if (removed) {
     terminateCandidacy(session->second, election, reason);
     return;
@@ -230,21 +230,21 @@ void Core::onCandidacyChanged(const std::string& election, int64_t term, bool pr
 }
 
 void Core::verifyHolds(bool after_reconnect) {
-  reverify_at_.reset();
-  if (after_reconnect) reverify_failures_ = 0;
+  link_.reverify_at.reset();
+  if (after_reconnect) link_.reverify_failures = 0;
   // A retry skips what is verified already or still being verified.
   const auto skip = [after_reconnect](bool suspended, bool verifying) {
     return !after_reconnect && (!suspended || verifying);
   };
-  for (auto& [id, session] : sessions_) {
+  for (auto& [id, session] : sessions_.live) {
     for (auto& [name, held] : session.locks) {
       if (skip(held.suspended, held.verifying)) continue;
       held.verifying = true;
       backend_.verifyLock(name, held.token,
                           [this, session_id = id, name = name, token = held.token](absl::StatusOr<bool> holds) {
                             std::lock_guard<std::mutex> lock(mu_);
-                            auto s = sessions_.find(session_id);
-                            if (s == sessions_.end()) return;
+                            auto s = sessions_.live.find(session_id);
+                            if (s == sessions_.live.end()) return;
                             auto l = s->second.locks.find(name);
                             if (l == s->second.locks.end() || l->second.token != token) return;
                             l->second.verifying = false;
@@ -255,7 +255,7 @@ void Core::verifyHolds(bool after_reconnect) {
                               sendLock(s->second, name, LockState::kRestored, token, "");
                             } else {
                               s->second.locks.erase(l);
-                              lock_index_.erase({name, token});
+                              locks_.holders.erase({name, token});
                               countLost("node_gone_after_reconnect");
                               sendLock(s->second, name, LockState::kLost, token, "lock node gone after reconnect");
                             }
@@ -268,8 +268,8 @@ void Core::verifyHolds(bool after_reconnect) {
           election, candidacy.term,
           [this, session_id = id, election = election, cid = candidacy.id](absl::StatusOr<std::optional<bool>> r) {
             std::lock_guard<std::mutex> lock(mu_);
-            auto s = sessions_.find(session_id);
-            if (s == sessions_.end()) return;
+            auto s = sessions_.live.find(session_id);
+            if (s == sessions_.live.end()) return;
             auto c = s->second.candidacies.find(election);
             if (c == s->second.candidacies.end() || c->second.id != cid || c->second.terminated) return;
             c->second.verifying = false;
@@ -288,7 +288,7 @@ void Core::verifyHolds(bool after_reconnect) {
     }
   }
   if (after_reconnect) {
-    for (const auto& [election, count] : watched_) publishLeader(election);
+    for (const auto& [election, count] : elections_.watched) publishLeader(election);
   }
 }
 
@@ -297,10 +297,11 @@ void Core::verifyHolds(bool after_reconnect) {
 // retry that fails again waits twice as long, up to kMaxReverifyDelay, so
 // that a keeper that keeps failing reads is not flooded with them.
 void Core::verifyAgainLater() {
-  if (reverify_at_) return;  // one more round is due already
-  reverify_at_ = now() + std::min<Clock::duration>(kReverifyDelay * (int64_t{1} << std::min(reverify_failures_, 8)),
-                                                   kMaxReverifyDelay);
-  ++reverify_failures_;
+  if (link_.reverify_at) return;  // one more round is due already
+  link_.reverify_at =
+      now() + std::min<Clock::duration>(kReverifyDelay * (int64_t{1} << std::min(link_.reverify_failures, 8)),
+                                        kMaxReverifyDelay);
+  ++link_.reverify_failures;
 }
 
 }  // namespace coordd::core

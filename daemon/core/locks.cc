@@ -34,7 +34,7 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
     if (!session.ok()) {
       refused = session.status();
     } else {
-      int64_t epoch = epoch_;
+      int64_t epoch = link_.epoch;
       const int64_t call_id = next_id_++;
       calls_[call_id] = Call{};
       (*session)->tries.insert(name);
@@ -44,8 +44,8 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
             Deferred deferred;
             {
               std::lock_guard<std::mutex> lock(mu_);
-              auto it = sessions_.find(session_id);
-              if (it != sessions_.end()) it->second.tries.erase(name);
+              auto it = sessions_.live.find(session_id);
+              if (it != sessions_.live.end()) it->second.tries.erase(name);
               auto call = calls_.find(call_id);
               const bool cancelled = call == calls_.end() || call->second.cancelled;
               // Only a grant is left for callAnswered or cancelCall to end.
@@ -56,9 +56,9 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
                 deferred.push_back([reply, holder = result->holder] { reply(TryAcquireResult{false, 0, holder}); });
               } else {
                 absl::Status gone;
-                if (it == sessions_.end()) {
+                if (it == sessions_.live.end()) {
                   gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
-                } else if (epoch != epoch_ || link_ != backend::LinkState::kConnected) {
+                } else if (epoch != link_.epoch || link_.state != backend::LinkState::kConnected) {
                   gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
                 } else if (cancelled) {
                   gone = absl::CancelledError("the caller gave up");
@@ -70,7 +70,7 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
                   deferred.push_back([reply, gone] { reply(gone); });
                 } else {
                   it->second.locks[name] = HeldLock{result->token, false};
-                  lock_index_[{name, result->token}] = session_id;
+                  locks_.holders[{name, result->token}] = session_id;
                   calls_[call_id] = Call{false, true, false, session_id, name, result->token};
                   sendLock(it->second, name, LockState::kHeld, result->token, "");
                   deferred.push_back([reply, token = result->token] {
@@ -109,7 +109,7 @@ int64_t Core::acquire(const std::string& session_id, const std::string& name, st
     } else {
       int64_t waiter_id = next_id_++;
       (*session)->waits[name] = waiter_id;
-      acquires_[waiter_id] = PendingAcquire{session_id, name, now() + timeout, epoch_, std::move(reply)};
+      locks_.waiting[waiter_id] = PendingAcquire{session_id, name, now() + timeout, link_.epoch, std::move(reply)};
       backend_.lock(name, ownerOf(**session), waiter_id,
                     [this, waiter_id, name](absl::StatusOr<int64_t> token) { onAcquired(waiter_id, name, token); });
       return waiter_id;
@@ -123,20 +123,20 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
   Deferred deferred;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = acquires_.find(waiter_id);
-    if (it == acquires_.end()) {
+    auto it = locks_.waiting.find(waiter_id);
+    if (it == locks_.waiting.end()) {
       // Nobody waits any more (timeout, cancel, session end): give it back.
       if (token.ok()) deleteLock(name, *token, nullptr);
       return;
     }
     PendingAcquire pending = std::move(it->second);
-    acquires_.erase(it);
+    locks_.waiting.erase(it);
     // endSession answers a session's waiters before it goes, so it is here.
-    Session& session = mustFind(sessions_, pending.session_id);
+    Session& session = mustFind(sessions_.live, pending.session_id);
     session.waits.erase(name);
     if (!token.ok()) {
       deferred.push_back([reply = pending.reply, status = clientStatus(token.status())] { reply(status); });
-    } else if (pending.epoch != epoch_ || link_ != backend::LinkState::kConnected) {
+    } else if (pending.epoch != link_.epoch || link_.state != backend::LinkState::kConnected) {
       // The coordinator session the lock was granted in is in doubt or gone:
       // never answer "acquired" then (etcd #11456).
       deleteLock(name, *token, nullptr);
@@ -144,7 +144,7 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
           [reply = pending.reply] { reply(absl::UnavailableError("coordinator link lost while acquiring; retry")); });
     } else {
       session.locks[name] = HeldLock{*token, false};
-      lock_index_[{name, *token}] = session.id;
+      locks_.holders[{name, *token}] = session.id;
       calls_[waiter_id] = Call{false, true, false, session.id, name, *token};
       sendLock(session, name, LockState::kHeld, *token, "");
       deferred.push_back([reply = pending.reply, t = *token] { reply(t); });
@@ -154,12 +154,12 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
 }
 
 void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) {
-  auto it = acquires_.find(waiter_id);
-  if (it == acquires_.end()) return;
+  auto it = locks_.waiting.find(waiter_id);
+  if (it == locks_.waiting.end()) return;
   PendingAcquire pending = std::move(it->second);
-  acquires_.erase(it);
-  auto session = sessions_.find(pending.session_id);
-  if (session != sessions_.end()) session->second.waits.erase(pending.name);
+  locks_.waiting.erase(it);
+  auto session = sessions_.live.find(pending.session_id);
+  if (session != sessions_.live.end()) session->second.waits.erase(pending.name);
   // If the lock was granted meanwhile, onAcquired finds no waiter and gives
   // it back.
   removeWaiter(pending.name, waiter_id);
@@ -191,13 +191,13 @@ void Core::cancelCall(int64_t call_id) {
 }
 
 void Core::giveBackLock(const std::string& session_id, const std::string& name, int64_t token) {
-  auto session = sessions_.find(session_id);
-  if (session == sessions_.end()) return;
+  auto session = sessions_.live.find(session_id);
+  if (session == sessions_.live.end()) return;
   auto& locks = session->second.locks;
   auto held = locks.find(name);
   if (held == locks.end() || held->second.token != token) return;
   locks.erase(held);
-  lock_index_.erase({name, token});
+  locks_.holders.erase({name, token});
   deleteLock(name, token, nullptr);
   countLost("acquire_cancelled");
   sendLock(session->second, name, LockState::kLost, token, "the acquire was cancelled by its caller");
@@ -222,7 +222,7 @@ void Core::release(const std::string& session_id, const std::string& name, Statu
       } else {
         int64_t token = held->second.token;
         (*session)->locks.erase(held);
-        lock_index_.erase({name, token});
+        locks_.holders.erase({name, token});
         spdlog::info("lock RELEASED: name={:?} owner={:?} session={} token={}", name, (*session)->owner,
                      (*session)->public_id, token);
         deleteLock(name, token, [reply] { reply(absl::OkStatus()); });
@@ -246,11 +246,11 @@ absl::StatusOr<CheckResult> Core::check(const std::string& session_id, const std
 
 void Core::onLockLost(const std::string& name, int64_t token, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = lock_index_.find({name, token});
-  if (it == lock_index_.end()) return;
-  auto session = sessions_.find(it->second);
-  lock_index_.erase(it);
-  if (session == sessions_.end()) return;
+  auto it = locks_.holders.find({name, token});
+  if (it == locks_.holders.end()) return;
+  auto session = sessions_.live.find(it->second);
+  locks_.holders.erase(it);
+  if (session == sessions_.live.end()) return;
   session->second.locks.erase(name);
   countLost("node_deleted");
   sendLock(session->second, name, LockState::kLost, token, reason);
