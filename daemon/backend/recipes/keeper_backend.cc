@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/keeper/guarded_keeper.h"
 #include "backend/recipes/internal.h"
 #include "spdlog/spdlog.h"
 
@@ -77,7 +78,10 @@ void KeeperBackend::connect() {
     executor_->postAt(executor_->now() + std::chrono::seconds(1), [this] { connect(); });
     return;
   }
-  zk_ = std::move(*client);
+  // Answers and watches of this session that come after stop() or a newer
+  // session read kClosing: no chain of calls goes on past them.
+  zk_ = std::make_unique<keeper::GuardedKeeper>(std::move(*client),
+                                                [this, generation] { return generation == generation_; });
 }
 
 void KeeperBackend::updateInfo() {
