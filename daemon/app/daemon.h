@@ -29,7 +29,6 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  const std::string& nodeId() const { return node_id_; }
   // The gRPC addresses served, TCP ports as bound.
   const std::vector<std::string>& addresses() const { return server_->addresses(); }
   // The HTTP listener's address as bound; empty when there is none.
