@@ -33,7 +33,7 @@ void KeeperBackend::lockInfo(const std::string& name, Callback<LockView> done) {
       if (held.code == Code::kOk) view.holder = LockHolder{decodeNode(held.data).owner, held.stat.czxid};
       const std::string queue = layout_.waiterQueue(name);
       zk_->children(queue, nullptr, [this, view, queue, done](const Result& q) mutable {
-        if (worst(Code::kOk, q.code) != Code::kOk) return done(toStatus(q.code, "lock queue of " + view.name));
+        if (failed(q.code)) return done(toStatus(q.code, "lock queue of " + view.name));
         std::vector<std::string> paths;
         for (const auto& child : sequenced(q.children, kWaiterPrefix)) paths.push_back(queue + "/" + child);
         getAll(paths, [view, done](Code rc, Results waiters) mutable {
@@ -68,7 +68,7 @@ void KeeperBackend::electionView(const std::string& dir, Callback<ElectionView> 
     if (d.code != Code::kOk) return done(toStatus(d.code, "election"));
     std::string name = decodeNode(d.data).name;
     zk_->children(dir, nullptr, [this, dir, name, done](const Result& r) {
-      if (worst(Code::kOk, r.code) != Code::kOk) return done(toStatus(r.code, "election " + name));
+      if (failed(r.code)) return done(toStatus(r.code, "election " + name));
       std::vector<std::string> paths;
       for (const auto& child : sequenced(r.children, kCandidatePrefix)) paths.push_back(dir + "/" + child);
       getAll(paths, [name, done](Code rc, Results candidates) {
@@ -91,19 +91,18 @@ void KeeperBackend::listElections(Callback<std::vector<ElectionView>> done) {
       if (r.code == Code::kNoNode || (r.code == Code::kOk && r.children.empty()))
         return done(std::vector<ElectionView>());
       if (r.code != Code::kOk) return done(toStatus(r.code, "elections"));
-      auto views = std::make_shared<std::vector<ElectionView>>();
-      auto pending = std::make_shared<size_t>(r.children.size());
-      auto failure = std::make_shared<absl::Status>();
+      using Views = std::vector<ElectionView>;
+      auto fan_in = std::make_shared<FanIn<Views, absl::Status>>(r.children.size(), [done](absl::Status s, Views v) {
+        if (!s.ok()) return done(s);
+        done(std::move(v));
+      });
       for (const auto& child : r.children) {
-        electionView(layout_.elections() + "/" + child,
-                     [views, pending, failure, done](absl::StatusOr<ElectionView> view) {
-                       if (view.ok() && !view->candidates.empty()) views->push_back(std::move(*view));
-                       // An election gone meanwhile is not in the list; any other failure fails it.
-                       if (!view.ok() && !absl::IsNotFound(view.status()) && failure->ok()) *failure = view.status();
-                       if (--*pending > 0) return;
-                       if (!failure->ok()) return done(*failure);
-                       done(std::move(*views));
-                     });
+        electionView(layout_.elections() + "/" + child, [fan_in](absl::StatusOr<ElectionView> view) {
+          // An election gone meanwhile is not in the list.
+          fan_in->answer(view.status(), [&](Views& views) {
+            if (view.ok() && !view->candidates.empty()) views.push_back(std::move(*view));
+          });
+        });
       }
     });
   });

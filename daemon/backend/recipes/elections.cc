@@ -61,13 +61,8 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
     return;
   }
   const std::string dir = parentOf(it->second.path);
-  const int64_t round = it->second.eval_round = next_round_++;
   const int64_t generation = generation_;
-  auto current = [this, term, round, generation]() -> Held* {
-    auto it = candidates_.find(term);
-    if (generation != generation_ || it == candidates_.end() || it->second.eval_round != round) return nullptr;
-    return &it->second;
-  };
+  auto current = newRound(candidates_, term, &Held::eval_round);
   zk_->children(dir, nullptr, [this, term, first, registration, dir, current, generation](const Result& r) {
     Held* held = current();
     if (held == nullptr) {
@@ -130,14 +125,9 @@ void KeeperBackend::evaluateCandidate(int64_t term, Callback<CampaignResult> fir
     // the same one keeps the watch already set.
     const std::string predecessor = dir + "/" + *std::prev(pos);
     if (held->pred_armed && held->predecessor == predecessor) return;
-    const int64_t pred_round = held->pred_round = next_round_++;
     held->predecessor = predecessor;
     held->pred_armed = false;
-    auto watching = [this, term, pred_round, generation]() -> Held* {
-      auto it = candidates_.find(term);
-      if (generation != generation_ || it == candidates_.end() || it->second.pred_round != pred_round) return nullptr;
-      return &it->second;
-    };
+    auto watching = newRound(candidates_, term, &Held::pred_round);
     zk_->exists(
         predecessor,
         [this, term, watching](WatchEvent) {
@@ -166,14 +156,8 @@ void KeeperBackend::forgetCandidate(int64_t term, const absl::Status& why) {
 void KeeperBackend::watchOwnCandidate(int64_t term) {
   auto it = candidates_.find(term);
   if (it == candidates_.end()) return;
-  const int64_t round = it->second.round = next_round_++;
   it->second.armed = false;
-  const int64_t generation = generation_;
-  auto current = [this, term, round, generation]() -> Held* {
-    auto it = candidates_.find(term);
-    if (generation != generation_ || it == candidates_.end() || it->second.round != round) return nullptr;
-    return &it->second;
-  };
+  auto current = newRound(candidates_, term, &Held::round);
   auto removed = [this, term]() {
     const std::string election = mustFind(candidates_, term).election;
     forgetCandidate(term, absl::UnavailableError("the candidate's node was deleted; retry"));
@@ -278,13 +262,9 @@ void KeeperBackend::armElectionWatch(const std::string& election) {
   auto it = watched_.find(election);
   if (it == watched_.end() || !zk_) return;
   const std::string dir = layout_.election(election);
-  const int64_t round = it->second.round = next_round_++;
   it->second.armed = false;
-  const int64_t generation = generation_;
-  auto current = [this, election, round, generation] {
-    auto it = watched_.find(election);
-    return generation == generation_ && it != watched_.end() && it->second.round == round;
-  };
+  auto round = newRound(watched_, election, &Watched::round);
+  auto current = [round] { return round() != nullptr; };
   auto rearm = [this, election, current](WatchEvent) {
     if (current()) armElectionWatch(election);
   };

@@ -4,10 +4,14 @@
 // Included by backend/recipes/*.cc only.
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "backend/recipes/keeper_backend.h"
+#include "coordd/check.h"
 
 namespace coordd::backend::recipes {
 
@@ -35,11 +39,36 @@ inline std::vector<std::string> sequenced(std::vector<std::string> children, con
   return children;
 }
 
-// What a fan-out of reads came to: the first failure other than a node gone
-// meanwhile (a partial answer is not an answer), else kOk.
-inline Code worst(Code so_far, Code code) {
-  return so_far == Code::kOk && code != Code::kOk && code != Code::kNoNode ? code : so_far;
-}
+// Whether a read failed: a node gone meanwhile is not a failure, it is only
+// missing from what the read finds.
+inline bool failed(Code code) { return code != Code::kOk && code != Code::kNoNode; }
+inline bool failed(const absl::Status& status) { return !status.ok() && !absl::IsNotFound(status); }
+
+// Gathers the answers of calls issued at once. Each answer adds its part and
+// its outcome; the last one runs `done`, once, with what they gathered, or
+// with the first failure and nothing (a partial answer is not an answer).
+template <typename Gathered, typename Outcome>
+class FanIn {
+ public:
+  using Done = std::function<void(Outcome, Gathered)>;
+  FanIn(size_t calls, Done done, Gathered gathered = {})
+      : pending_(calls), done_(std::move(done)), gathered_(std::move(gathered)) {}
+
+  template <typename Add>
+  void answer(Outcome outcome, Add add) {
+    add(gathered_);
+    if (!failed(failure_) && failed(outcome)) failure_ = std::move(outcome);
+    if (--pending_ > 0) return;
+    if (failed(failure_)) return done_(std::move(failure_), Gathered{});
+    done_(Outcome{}, std::move(gathered_));
+  }
+
+ private:
+  size_t pending_;
+  Done done_;
+  Gathered gathered_;
+  Outcome failure_{};
+};
 
 template <typename T>
 void KeeperBackend::whenConnected(T done, std::function<void()> body) {
@@ -47,6 +76,17 @@ void KeeperBackend::whenConnected(T done, std::function<void()> body) {
     if (auto status = usable(); !status.ok()) return done(status);
     body();
   });
+}
+
+template <typename Table, typename Entry>
+auto KeeperBackend::newRound(Table& table, const typename Table::key_type& key, int64_t Entry::*field) {
+  const int64_t round = mustFind(table, key).*field = next_round_++;
+  const int64_t generation = generation_;
+  return [this, &table, key, field, round, generation]() -> Entry* {
+    auto it = table.find(key);
+    if (generation != generation_ || it == table.end() || it->second.*field != round) return nullptr;
+    return &it->second;
+  };
 }
 
 }  // namespace coordd::backend::recipes

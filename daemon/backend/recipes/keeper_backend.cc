@@ -295,40 +295,30 @@ void KeeperBackend::owned(const std::string& path, int64_t token,
   });
 }
 
-// What a fan-out of reads came to: the first failure other than a node gone
 void KeeperBackend::getAll(std::vector<std::string> paths, std::function<void(Code rc, Results)> done) {
-  auto results = std::make_shared<Results>(paths.size());
-  auto pending = std::make_shared<size_t>(paths.size());
-  auto failure = std::make_shared<Code>(Code::kOk);
   if (paths.empty()) return done(Code::kOk, {});
+  auto fan_in = std::make_shared<FanIn<Results, Code>>(paths.size(), std::move(done), Results(paths.size()));
   for (size_t i = 0; i < paths.size(); ++i) {
-    zk_->get(paths[i], [results, pending, failure, done, i, path = paths[i]](const Result& r) {
-      (*results)[i] = r;
-      (*results)[i].path = path;
-      *failure = worst(*failure, r.code);
-      if (--*pending > 0) return;
-      if (*failure != Code::kOk) return done(*failure, {});
-      done(Code::kOk, std::move(*results));
+    zk_->get(paths[i], [fan_in, i, path = paths[i]](const Result& r) {
+      fan_in->answer(r.code, [&](Results& results) {
+        results[i] = r;
+        results[i].path = path;
+      });
     });
   }
 }
 
 void KeeperBackend::listBucketed(const std::string& root, std::function<void(Code rc, std::vector<std::string>)> done) {
   zk_->children(root, nullptr, [this, root, done](const Result& buckets) {
-    if (buckets.code == Code::kNoNode) return done(Code::kOk, {});
+    if (buckets.code == Code::kNoNode || (buckets.code == Code::kOk && buckets.children.empty()))
+      return done(Code::kOk, {});
     if (buckets.code != Code::kOk) return done(buckets.code, {});
-    auto paths = std::make_shared<std::vector<std::string>>();
-    auto pending = std::make_shared<size_t>(buckets.children.size());
-    auto failure = std::make_shared<Code>(Code::kOk);
-    if (buckets.children.empty()) return done(Code::kOk, {});
+    auto fan_in = std::make_shared<FanIn<std::vector<std::string>, Code>>(buckets.children.size(), done);
     for (const auto& bucket : buckets.children) {
-      std::string dir = root + "/" + bucket;
-      zk_->children(dir, nullptr, [paths, pending, failure, done, dir](const Result& leaves) {
-        for (const auto& leaf : leaves.children) paths->push_back(dir + "/" + leaf);
-        *failure = worst(*failure, leaves.code);
-        if (--*pending > 0) return;
-        if (*failure != Code::kOk) return done(*failure, {});
-        done(Code::kOk, std::move(*paths));
+      zk_->children(root + "/" + bucket, nullptr, [fan_in, dir = root + "/" + bucket](const Result& leaves) {
+        fan_in->answer(leaves.code, [&](std::vector<std::string>& paths) {
+          for (const auto& leaf : leaves.children) paths.push_back(dir + "/" + leaf);
+        });
       });
     }
   });

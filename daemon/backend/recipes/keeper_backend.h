@@ -156,6 +156,12 @@ class KeeperBackend : public Backend {
   // Runs `body` on the executor if the link is up, else answers `done`.
   template <typename T>
   void whenConnected(T done, std::function<void()> body);
+  // Starts a new round of table[key] (its `field` takes a fresh id) and
+  // returns the round's guard: the entry while that round is still its
+  // latest in this keeper session, else nullptr. Every watch and completion
+  // of the round asks it first.
+  template <typename Table, typename Entry = typename Table::mapped_type>
+  auto newRound(Table& table, const typename Table::key_type& key, int64_t Entry::*field);
   absl::Status usable() const;
   std::string rootPath() const { return layout_.root().empty() ? "/" : layout_.root(); }
   absl::Status expired() const;

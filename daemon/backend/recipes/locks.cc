@@ -35,16 +35,8 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
 }
 
 void KeeperBackend::holdLock(const std::string& name, const std::string& path, int64_t token) {
-  int64_t round = next_round_++;
-  locks_[name] = HeldLock{path, token, round};
-  int64_t generation = generation_;
-  auto current = [this, name, token, round, generation]() -> HeldLock* {
-    auto it = locks_.find(name);
-    if (generation != generation_ || it == locks_.end() || it->second.token != token || it->second.round != round) {
-      return nullptr;
-    }
-    return &it->second;
-  };
+  locks_[name] = HeldLock{path, token};
+  auto current = newRound(locks_, name, &HeldLock::round);
   auto lost = [this, name, token]() {
     locks_.erase(name);
     listener_->onLockLost(name, token, absl::StrCat("lock node deleted in ", options_.name));
@@ -126,15 +118,9 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
   auto it = waiters_.find(waiter_id);
   if (it == waiters_.end() || it->second.node.empty() || !zk_) return;
   const std::string queue = parentOf(it->second.node);
-  const int64_t round = it->second.round = next_round_++;
   it->second.armed = false;
-  const int64_t generation = generation_;
   // The waiter, if this is still its latest evaluation.
-  auto current = [this, waiter_id, round, generation]() -> Waiter* {
-    auto it = waiters_.find(waiter_id);
-    if (generation != generation_ || it == waiters_.end() || it->second.round != round) return nullptr;
-    return &it->second;
-  };
+  auto current = newRound(waiters_, waiter_id, &Waiter::round);
   zk_->children(queue, nullptr, [this, waiter_id, queue, current](const Result& r) {
     Waiter* waiter = current();
     if (waiter == nullptr) return;
