@@ -237,6 +237,7 @@ int runStatus(const Invocation& invocation) {
                {"backend", s.backend()},
                {"link", linkText(s.link())},
                {"coordinator_session", s.coordinator_session()},
+               {"watch_session", s.watch_session()},
                {"session_timeout_ms", s.session_timeout_ms()},
                {"server", s.server()},
                {"uptime_ms", s.uptime_ms()},
@@ -253,6 +254,7 @@ int runStatus(const Invocation& invocation) {
     table.add({"backend:", s.backend()});
     table.add({"link:", linkText(s.link())});
     table.add({"coordinator session:", dash(s.coordinator_session())});
+    table.add({"watch session:", dash(s.watch_session())});
     table.add({"session timeout:", s.session_timeout_ms() > 0 ? durationText(s.session_timeout_ms()) : "-"});
     table.add({"server:", dash(s.server())});
     table.add({"uptime:", durationText(s.uptime_ms())});

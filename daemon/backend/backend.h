@@ -72,6 +72,7 @@ struct Member {
 struct BackendInfo {
   std::string kind;                // "memory", "zookeeper"
   std::string session;             // coordinator session id
+  std::string watch_session;       // the second session's (it only watches and reads), if any
   absl::Duration session_timeout;  // absl::InfiniteDuration() when none
   std::string server;              // server connected to
 };

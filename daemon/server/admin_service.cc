@@ -73,6 +73,7 @@ grpc::ServerUnaryReactor* AdminService::Status(grpc::CallbackServerContext* cont
     response->set_lock_waiters(status.lock_waiters);
     response->set_candidacies(status.candidacies);
     response->set_ready(status.ready);
+    response->set_watch_session(info.watch_session);
     reactor->Finish(grpc::Status::OK);
   });
 }

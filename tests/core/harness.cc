@@ -87,14 +87,28 @@ Daemon::~Daemon() {
 
 int64_t Daemon::keeperSession() const { return std::stoll(backend.info().session, nullptr, 16); }
 
-void Daemon::suspend() { keeper->disconnect(keeperSession()); }
+int64_t Daemon::watchSession() const {
+  const std::string id = backend.info().watch_session;
+  return id.empty() ? 0 : std::stoll(id, nullptr, 16);
+}
 
-void Daemon::reconnect() { keeper->reconnect(keeperSession()); }
+size_t Daemon::watchCount() const { return keeper->watchCount(keeperSession()) + keeper->watchCount(watchSession()); }
+
+void Daemon::suspend() {
+  keeper->disconnect(keeperSession());
+  if (watchSession() != 0) keeper->disconnect(watchSession());
+}
+
+void Daemon::reconnect() {
+  keeper->reconnect(keeperSession());
+  if (watchSession() != 0) keeper->reconnect(watchSession());
+}
 
 void Daemon::expire() {
   const int64_t session = keeperSession();
   keeper->expire(session);
   keeper->reconnect(session);
+  if (watchSession() != 0) keeper->reconnect(watchSession());  // contact is back for both
 }
 
 void Daemon::waitLink(backend::LinkState state) {

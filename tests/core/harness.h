@@ -74,13 +74,17 @@ struct Daemon {
          core::Limits limits = {});
   ~Daemon();
 
-  // Faults of this daemon's coordinator session, as the keeper makes them:
-  // contact lost (SUSPENDED), regained (RECONNECTED), and the session
-  // expired while away, then contact regained (EXPIRED, then a new session).
+  // Faults of this daemon's coordinator sessions, as the keeper makes them:
+  // contact lost (SUSPENDED) and regained (RECONNECTED), by both sessions;
+  // the first session expired while away, then contact regained (EXPIRED,
+  // then a new session).
   void suspend();
   void reconnect();
   void expire();
   int64_t keeperSession() const;
+  int64_t watchSession() const;  // 0 while it has none
+  // Watches set by both sessions.
+  size_t watchCount() const;
 
   // A session with a recording KeepAlive stream.
   struct Client {

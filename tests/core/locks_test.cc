@@ -280,8 +280,8 @@ TEST_CASE("a lock force-released and taken elsewhere before its watch is set is 
   auto b = d2.open("next");
   const std::string lock_path = backend::recipes::Layout("").lock("job");
   auto armed = std::make_shared<std::atomic<bool>>(true);
-  bool forced = false;
-  std::optional<int64_t> next_token;
+  std::atomic<bool> forced{false};
+  std::atomic<int64_t> next_token{0};
   Daemon d1(store, faultyBackend(store, [&, armed](const std::string& op, const std::string& path) {
               if (op == "exists" && path == lock_path && armed->exchange(false)) {
                 // On d1's backend thread; d2 has its own.
@@ -295,8 +295,9 @@ TEST_CASE("a lock force-released and taken elsewhere before its watch is set is 
   auto first = d1.tryAcquire(a, "job");
   REQUIRE(first.ok());
   REQUIRE(first->acquired);
-  REQUIRE(forced);
-  REQUIRE(next_token);  // b holds it now
+  // The holder's watch is set after the answer.
+  REQUIRE(eventually([&] { return forced.load(); }));
+  REQUIRE(eventually([&] { return next_token.load() != 0; }));  // b holds it now
   CHECK(d2.core.check(b.id, "job")->state == LockState::kHeld);
   // a, granted before the admin's release, hears that it lost the lock.
   CHECK(eventually([&] { return d1.core.check(a.id, "job")->state == LockState::kNotHeld; }));
@@ -704,7 +705,7 @@ TEST_CASE("reconnects do not multiply the watches a daemon has set", "[locks][li
   auto a = d.open();
   for (int i = 0; i < 10; ++i) REQUIRE(d.tryAcquire(a, "job-" + std::to_string(i))->acquired);
   REQUIRE(d.campaign(a, "svc")->status == core::CandidateStatus::kPrimary);
-  const size_t before = keeper->watchCount(d.keeperSession());
+  const size_t before = d.watchCount();
   REQUIRE(before >= 11);
   for (int round = 0; round < 5; ++round) {
     d.suspend();
@@ -712,7 +713,7 @@ TEST_CASE("reconnects do not multiply the watches a daemon has set", "[locks][li
     d.reconnect();
     for (int i = 0; i < 10; ++i) REQUIRE(a.events->waitLock("job-" + std::to_string(i), LockState::kRestored));
   }
-  const bool same = eventually([&] { return keeper->watchCount(d.keeperSession()) == before; });
-  INFO("watches: " << before << " before the reconnects, " << keeper->watchCount(d.keeperSession()) << " after");
+  const bool same = eventually([&] { return d.watchCount() == before; });
+  INFO("watches: " << before << " before the reconnects, " << d.watchCount() << " after");
   CHECK(same);
 }

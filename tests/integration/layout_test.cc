@@ -2,6 +2,8 @@
 // and a foreign node excluding coordd, as Replicante's coordinator would.
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "cluster.h"
 #include "kazoo.h"
 
@@ -123,4 +125,49 @@ for path in sys.argv[1].split():
               .run("zk.delete(sys.argv[1].split()[0])\nprint('deleted')", {paths.substr(0, paths.find('\n'))}, &out) ==
           0);
   CHECK(out.find("deleted") != std::string::npos);
+}
+
+TEST_CASE("the watch session holds no node - a foreign delete reaches the holder through it as LOST",
+          "[zookeeper][layout]") {
+  ZooKeeper zk;
+  auto daemon = zkDaemon(zk.address() + "/replicante");
+  auto status = daemon->coordctl({"status", "--json"});
+  REQUIRE(status.code == 0);
+  const auto sessions = nlohmann::json::parse(status.out);
+  const std::string first = sessions.at("coordinator_session");
+  const std::string watcher = sessions.at("watch_session");
+  INFO(status.out);
+  REQUIRE(!first.empty());
+  REQUIRE(!watcher.empty());
+  REQUIRE(first != watcher);
+
+  std::unique_ptr<coordd::Client> client;
+  auto session = openSession(*daemon, client, "watch-session-check");
+  auto got = session->tryLock("report/daily");
+  REQUIRE(got.ok());
+  REQUIRE(got->acquired());
+  REQUIRE(session->campaign("discovery", "10.0.0.7:8080").ok());
+  // Every ephemeral node coordd made (lock, candidate, member record) is the
+  // first session's; then a foreign client deletes the lock node.
+  std::string out;
+  int code = Kazoo(zk.address())
+                 .run(R"(
+owners = set()
+def walk(path):
+    data, stat = zk.get(path)
+    if stat.ephemeralOwner:
+        owners.add('0x%x' % stat.ephemeralOwner)
+    for child in zk.get_children(path):
+        walk(path + '/' + child)
+walk('/replicante')
+print('owners', sorted(owners))
+assert owners == {sys.argv[1]}, (owners, sys.argv[1])
+h = sha('report/daily')
+zk.delete('/replicante/locks/%s/%s' % (h[:4], h))
+)",
+                      {first}, &out);
+  INFO(out);
+  REQUIRE(code == 0);
+  CHECK(eventually([&] { return got->guard->state() == coordd::LockState::kLost; }));
+  CHECK(!got->guard->held());
 }

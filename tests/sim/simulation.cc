@@ -32,10 +32,11 @@ class Simulation;
 struct SimDaemon {
   explicit SimDaemon(World& world) : backend_strand(world), core_strand(world), server_strand(world) {}
   int index = 0;
-  Strand backend_strand;  // the backend's thread and the keeper client's
-  Strand core_strand;     // the sweeper
-  Strand server_strand;   // the gRPC threads: every call of a client or an admin
-  int64_t keeper_session = 0;
+  Strand backend_strand;       // the backend's thread and the keeper client's
+  Strand core_strand;          // the sweeper
+  Strand server_strand;        // the gRPC threads: every call of a client or an admin
+  int64_t keeper_session = 0;  // the first session: the one that holds nodes
+  int64_t watch_session = 0;
   int64_t call_second = 0;  // L4: keeper calls in the current simulated second
   int64_t calls = 0;
   std::unique_ptr<backend::recipes::KeeperBackend> backend;
@@ -239,39 +240,46 @@ void Simulation::startDaemon(int index) {
   options.session_timeout = absl::Milliseconds(kSessionTimeoutMs);
   options.cleaner_interval = absl::Seconds(2);
   options.executor = &d->backend_strand;
-  options.open_session = [this, raw](backend::keeper::Keeper::Post post, backend::keeper::Keeper::SessionWatch watch)
-      -> absl::StatusOr<std::unique_ptr<backend::keeper::Keeper>> {
-    auto inner = keeper_->open(post, [this, raw, watch = std::move(watch)](backend::keeper::SessionState state) {
-      static const char* const kStates[] = {"CONNECTED", "CONNECTING", "EXPIRED", "AUTH_FAILED"};
-      note(absl::StrFormat("daemon %d: keeper session state %s", raw->index, kStates[static_cast<int>(state)]));
-      watch(state);
-    });
-    raw->keeper_session = inner->sessionId();
-    note(absl::StrFormat("daemon %d: keeper session 0x%x", raw->index, raw->keeper_session));
-    using backend::keeper::FaultyKeeper;
-    const int64_t session = inner->sessionId();
-    auto policy = [this, raw](const std::string&, const std::string&) {
-      countCall(*raw);
-      if (!world_.chance(loss_)) return FaultyKeeper::Fault::kNone;
-      if (world_.chance(0.5)) {
-        ++result_.faults["answer lost, request not applied"];
-        return FaultyKeeper::Fault::kLoseBeforeApplied;
-      }
-      ++result_.faults["answer lost, request applied"];
-      return FaultyKeeper::Fault::kLoseAfterApplied;
-    };
-    auto lost = [this, session] {
-      if (chaos_) dropConnection(session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 2000)));
-    };
-    FaultyKeeper::Observer observer;
-    if (options_.trace_keeper) {
-      observer = [this, session](const std::string& op, const std::string& path, const backend::keeper::Result& r) {
-        note(absl::StrFormat("0x%x %s %s: %s %s czxid %d", session, op, path, backend::keeper::codeName(r.code), r.path,
-                             r.stat.czxid));
+  // Both of the daemon's sessions, each with its faults; `slot` keeps the
+  // latest one's id for the faults injected from outside.
+  auto open_for = [this, raw](int64_t SimDaemon::*slot, const char* what) -> backend::keeper::KeeperFactory {
+    return [this, raw, slot, what](backend::keeper::Keeper::Post post, backend::keeper::Keeper::SessionWatch watch)
+               -> absl::StatusOr<std::unique_ptr<backend::keeper::Keeper>> {
+      auto inner =
+          keeper_->open(post, [this, raw, what, watch = std::move(watch)](backend::keeper::SessionState state) {
+            static const char* const kStates[] = {"CONNECTED", "CONNECTING", "EXPIRED", "AUTH_FAILED"};
+            note(absl::StrFormat("daemon %d: %s state %s", raw->index, what, kStates[static_cast<int>(state)]));
+            watch(state);
+          });
+      raw->*slot = inner->sessionId();
+      note(absl::StrFormat("daemon %d: %s 0x%x", raw->index, what, raw->*slot));
+      using backend::keeper::FaultyKeeper;
+      const int64_t session = inner->sessionId();
+      auto policy = [this, raw](const std::string&, const std::string&) {
+        countCall(*raw);
+        if (!world_.chance(loss_)) return FaultyKeeper::Fault::kNone;
+        if (world_.chance(0.5)) {
+          ++result_.faults["answer lost, request not applied"];
+          return FaultyKeeper::Fault::kLoseBeforeApplied;
+        }
+        ++result_.faults["answer lost, request applied"];
+        return FaultyKeeper::Fault::kLoseAfterApplied;
       };
-    }
-    return std::make_unique<FaultyKeeper>(std::move(inner), post, policy, lost, observer);
+      auto lost = [this, session] {
+        if (chaos_) dropConnection(session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 2000)));
+      };
+      FaultyKeeper::Observer observer;
+      if (options_.trace_keeper) {
+        observer = [this, session](const std::string& op, const std::string& path, const backend::keeper::Result& r) {
+          note(absl::StrFormat("0x%x %s %s: %s %s czxid %d", session, op, path, backend::keeper::codeName(r.code),
+                               r.path, r.stat.czxid));
+        };
+      }
+      return std::make_unique<FaultyKeeper>(std::move(inner), post, policy, lost, observer);
+    };
   };
+  options.open_session = open_for(&SimDaemon::keeper_session, "keeper session");
+  options.open_watch_session = open_for(&SimDaemon::watch_session, "watch session");
   d->backend = std::make_unique<backend::recipes::KeeperBackend>(std::move(options));
   core::CoreOptions core_options;
   core_options.node_id = absl::StrFormat("%032x", index + 1);
@@ -317,12 +325,13 @@ void Simulation::freezeDaemon(SimDaemon& d, std::chrono::milliseconds how_long) 
   // Its keeper client stops pinging too: past the timeout the server
   // expires the session.
   if (how_long > std::chrono::milliseconds(kSessionTimeoutMs)) {
-    const int64_t session = d.keeper_session;
-    world_.at(world_.now() + std::chrono::milliseconds(kSessionTimeoutMs), [this, session] {
-      ++result_.faults["session expired"];
-      note(absl::StrFormat("keeper session 0x%x expired by the server", session));
-      keeper_->expire(session);
-    });
+    for (const int64_t session : {d.keeper_session, d.watch_session}) {
+      world_.at(world_.now() + std::chrono::milliseconds(kSessionTimeoutMs), [this, session] {
+        ++result_.faults["session expired"];
+        note(absl::StrFormat("keeper session 0x%x expired by the server", session));
+        keeper_->expire(session);
+      });
+    }
   }
 }
 
@@ -358,10 +367,12 @@ void Simulation::injectFault() {
   SimClient& c = *clients_[world_.uniform(0, static_cast<int64_t>(clients_.size()) - 1)];
   switch (world_.uniform(0, 7)) {
     case 0:
-      dropConnection(d.keeper_session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 300)));
+      dropConnection(world_.chance(0.3) ? d.watch_session : d.keeper_session,
+                     world_.now() + std::chrono::milliseconds(world_.uniform(1, 300)));
       break;
     case 1:
-      dropConnection(d.keeper_session, world_.now() + std::chrono::milliseconds(world_.uniform(300, 5000)));
+      dropConnection(world_.chance(0.3) ? d.watch_session : d.keeper_session,
+                     world_.now() + std::chrono::milliseconds(world_.uniform(300, 5000)));
       break;
     case 2:
       freezeDaemon(d, std::chrono::milliseconds(world_.uniform(10, 5000)));

@@ -8,11 +8,13 @@
 namespace coordd::backend::recipes {
 
 void KeeperBackend::rearmAll() {
-  std::vector<std::pair<std::string, HeldLock>> locks;
+  // Lock watches are in the watch session, which keeps them across this
+  // session's reconnects; set again are those a failed check left unset.
+  std::vector<std::string> names;
   for (const auto& [name, held] : locks_) {
-    if (!held.armed) locks.emplace_back(name, held);
+    if (!held.armed) names.push_back(name);
   }
-  for (const auto& [name, held] : locks) holdLock(name, held.path, held.token);
+  for (const auto& name : names) watchLock(name);
   std::vector<std::pair<int64_t, bool>> terms;  // term, own watch armed
   for (const auto& [term, held] : candidates_) {
     if (!held.armed || !held.pred_armed) terms.emplace_back(term, held.armed);
@@ -119,9 +121,11 @@ void KeeperBackend::reconcileUncertain() {
   // Each entry is a node (a lock, a waiter, a candidate), or a queue or
   // election directory whose sequential child may be ours. Whatever this
   // session owns there that nobody claims goes.
-  auto claimed = [this](const std::string& path) {
+  auto claimed = [this](const std::string& path, const Stat& stat) {
+    // A lock's node by its czxid: the one a lost create made is not the one
+    // held before it (which its watch will find gone).
     for (const auto& [name, held] : locks_) {
-      if (held.path == path) return true;
+      if (held.path == path && held.token == stat.czxid) return true;
     }
     for (const auto& [id, waiter] : waiters_) {
       if (waiter.node == path) return true;
@@ -136,7 +140,7 @@ void KeeperBackend::reconcileUncertain() {
     zk_->exists(path, nullptr, [this, path, claimed, generation](const Result& r) {
       if (generation != generation_) return;
       noteIfUncertain(r.code, path);  // lost again: next reconnect
-      if (r.code == Code::kOk && r.stat.ephemeral_owner == zk_->sessionId() && !claimed(path)) {
+      if (r.code == Code::kOk && r.stat.ephemeral_owner == zk_->sessionId() && !claimed(path, r.stat)) {
         spdlog::info("{}: deleting orphan node {} of this session", options_.kind, path);
         zk_->remove(path, r.stat.version, [this, path, generation](const Result& removed) {
           if (generation != generation_) return;

@@ -15,7 +15,7 @@ KeeperBackend::KeeperBackend(KeeperOptions options)
       layout_(options_.root),
       own_executor_(options_.executor == nullptr ? std::make_unique<SerialExecutor>() : nullptr),
       executor_(options_.executor != nullptr ? options_.executor : own_executor_.get()) {
-  info_ = BackendInfo{options_.kind, "", options_.session_timeout, ""};
+  info_ = BackendInfo{options_.kind, "", "", options_.session_timeout, ""};
 }
 
 KeeperBackend::~KeeperBackend() { stop(); }
@@ -35,6 +35,7 @@ void KeeperBackend::start(Listener* listener) {
   listener_ = listener;
   executor_->post([this] {
     connect();
+    connectWatcher();
     scheduleCleaner();
   });
 }
@@ -53,6 +54,9 @@ void KeeperBackend::stop() {
       for (auto& caller : callers) caller.done(absl::UnavailableError("daemon shutting down"));
     }
     zk_.reset();  // closes the session: the ephemeral nodes go at once
+    ++watcher_generation_;
+    watcher_up_ = false;
+    watcher_.reset();
   };
   // On an executor of someone else's (the simulation's one thread), the
   // caller is on it.
@@ -115,7 +119,7 @@ void KeeperBackend::probeLoop(int64_t generation) {
         "{}: the session has not been confirmed for {} (this process or the server was stalled); suspended "
         "until it is",
         options_.kind, absl::FormatDuration(absl::FromChrono(now - confirmed_sent_)));
-    listener_->onLinkState(LinkState::kSuspended);
+    reportLink(LinkState::kSuspended);
   }
   probe();
   executor_->postAt(now + absl::ToChronoNanoseconds(info().session_timeout / 6),
@@ -148,7 +152,7 @@ void KeeperBackend::confirmed(Clock::time_point sent) {
   if (lapsed_ && link_ == Link::kConnected && executor_->now() < leaseDeadline()) {
     lapsed_ = false;
     spdlog::info("{}: the session is confirmed again", options_.kind);
-    listener_->onLinkState(LinkState::kReconnected);
+    reportLink(LinkState::kReconnected);
     // The connection never dropped: every watch is still set and every call
     // in flight will be answered, so nothing is set again.
   }
@@ -175,7 +179,7 @@ void KeeperBackend::onSession(int64_t generation, SessionState state) {
           if (keeper::uncertain(r.code)) return;  // the next CONNECTED tries again
           if (r.code == Code::kOk) confirmed(sent);
           link_ = Link::kConnected;
-          listener_->onLinkState(LinkState::kConnected);
+          reportLink(LinkState::kConnected);
           createMember();
           campaignCleaner();
           probeLoop(generation);
@@ -184,7 +188,7 @@ void KeeperBackend::onSession(int64_t generation, SessionState state) {
     } else if (link_ == Link::kSuspended) {
       link_ = Link::kConnected;
       lapsed_ = false;
-      listener_->onLinkState(LinkState::kReconnected);
+      reportLink(LinkState::kReconnected);
       reconcileUncertain();
       rearmAll();
       campaignCleaner();  // if its registration failed while away
@@ -194,7 +198,7 @@ void KeeperBackend::onSession(int64_t generation, SessionState state) {
     if (link_ != Link::kConnected) return;
     link_ = Link::kSuspended;
     int64_t suspension = ++suspensions_;
-    listener_->onLinkState(LinkState::kSuspended);
+    reportLink(LinkState::kSuspended);
     // The C client learns of an expiry only when it reconnects. The server
     // expires the session a timeout after it last heard from us, which is
     // about when the last probe was answered: then it is gone anyway.
@@ -238,7 +242,7 @@ void KeeperBackend::expire(const std::string& why) {
   for (auto& [term, held] : candidates) {
     for (auto& caller : held.awaiting) caller.done(expired());
   }
-  listener_->onLinkState(LinkState::kExpired);
+  reportLink(LinkState::kExpired);
   connect();
 }
 

@@ -39,6 +39,8 @@ struct KeeperOptions {
   int64_t cleaner_limit = 100;
   // Opens a keeper session; called again after each expiry.
   keeper::KeeperFactory open_session;
+  // Opens the watch session (see KeeperBackend); nullptr: open_session.
+  keeper::KeeperFactory open_watch_session;
   // The keeper lives in this process (the embedded coordinator): nothing
   // outside it ends the session, so leaseDeadline() and holdDeadline() are
   // unbounded, as nobody else can be granted what this daemon holds.
@@ -53,11 +55,21 @@ struct KeeperOptions {
 // Replicante's layout.
 //
 // Recipes: a lock is the single ephemeral node /locks/<b>/<sha>, taken by
-// creating it; blocking acquirers queue as ephemeral-sequential waiters, each
+// creating it and released by deleting it, with no read on the way; blocking
+// acquirers queue as ephemeral-sequential waiters, each
 // watching only its predecessor, and the head takes the same lock node, so
 // both kinds exclude each other. An election is ephemeral-sequential
 // candidates; the lowest is primary; each watches only its predecessor.
 // Tokens and terms are the czxid of the node.
+//
+// Two keeper sessions. A session's requests are served in order, so a read
+// in the session that holds the nodes waits behind every write in flight,
+// everyone's. The first session makes the writes (and the reads of
+// waiters, elections and verification); the watch session holds no nodes:
+// it watches the lock nodes this daemon holds (a foreign delete makes the
+// lock LOST) and reads the holder of a lock found taken. The link is
+// CONNECTED only while both sessions are: without its watch session the
+// daemon would not hear of a foreign delete of what it holds.
 //
 // NOTE: simplifying assumptions.
 // * All state lives on one executor: calls are posted to it, and the
@@ -112,6 +124,7 @@ class KeeperBackend : public Backend {
   // A watch chain is armed once the call that set its latest watch was
   // answered: the keeper keeps that watch across a reconnect, so only a
   // chain that is not armed is set again then (else they pile up).
+  // A held lock's watch is in the watch session.
   struct HeldLock {
     std::string path;
     int64_t token = 0;
@@ -195,8 +208,26 @@ class KeeperBackend : public Backend {
   void listBucketed(const std::string& root, std::function<void(Code rc, std::vector<std::string>)> done);
   void electionView(const std::string& dir, Callback<ElectionView> done);
 
+  // The first session's link state, told to the listener as the link's
+  // when the watch session is up, else held back as SUSPENDED.
+  void reportLink(LinkState state);
+  // Tells the listener the link is up, if both sessions are and it was not
+  // told so.
+  void tellUp();
+  // The watch session went away (up: false) or is back and synced.
+  void watcherUp(bool up);
+  void connectWatcher();
+  void onWatcherSession(int64_t generation, SessionState state);
+  // Gets `path` as of now: through the watch session, synced first, when it
+  // is up; else through the first session.
+  void getFresh(const std::string& path, Keeper::Done done);
+
   void attemptLock(const std::string& name, const OwnerRecord& owner, int attempt, Callback<TryLockResult> done);
   void holdLock(const std::string& name, const std::string& path, int64_t token);
+  // Sets the held lock's watch in the watch session, if it is up.
+  void watchLock(const std::string& name);
+  // Deletes the lock node if it is this session's with czxid `token`.
+  void removeIfOwned(const std::string& name, int64_t token, Done done);
   void evaluateWaiter(int64_t waiter_id);
   void finishWaiter(int64_t waiter_id, absl::StatusOr<int64_t> result);
   void registerCandidate(const std::string& election, const OwnerRecord& owner, const std::string& value, int attempt,
@@ -238,9 +269,15 @@ class KeeperBackend : public Backend {
   std::optional<Member> self_;
   int64_t cleaner_term_ = 0;  // this daemon's candidacy in the cleaner election
   int64_t next_round_ = 1;
-  bool opening_ = false;                // making the chroot of a new session
-  Clock::time_point confirmed_sent_{};  // latest probe answered, this session
-  bool lapsed_ = false;                 // deadline passed while connected
+  bool opening_ = false;                     // making the chroot of a new session
+  Clock::time_point confirmed_sent_{};       // latest probe answered, this session
+  bool lapsed_ = false;                      // deadline passed while connected
+  std::unique_ptr<keeper::Keeper> watcher_;  // the watch session
+  int64_t watcher_generation_ = 0;
+  bool watcher_up_ = false;
+  std::optional<LinkState> told_;    // what the listener was told last; nothing yet: SUSPENDED
+  bool main_up_ = false;             // the first session is connected and confirmed
+  bool new_session_untold_ = false;  // the first session is new: the listener hears CONNECTED, not RECONNECTED
 
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> lease_deadline_ns_{0};  // Clock, since its epoch

@@ -22,7 +22,7 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
     }
     noteIfUncertain(r.code, path);
     if (r.code != Code::kNodeExists) return done(toStatus(r.code, "lock " + name));
-    zk_->get(path, [=](const Result& g) {
+    getFresh(path, [=](const Result& g) {
       if (generation != generation_) return done(expired());
       if (g.code == Code::kNoNode && attempt < 3)
         return attemptLock(name, owner, attempt + 1, done);  // released meanwhile
@@ -36,45 +36,28 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
 
 void KeeperBackend::holdLock(const std::string& name, const std::string& path, int64_t token) {
   locks_[name] = HeldLock{path, token};
-  auto current = newRound(locks_, name, &HeldLock::round);
-  auto lost = [this, name, token]() {
-    locks_.erase(name);
-    listener_->onLockLost(name, token, absl::StrCat("lock node deleted in ", options_.name));
-  };
   // Someone else deleting the node (an admin) makes the lock LOST.
-  zk_->exists(
-      path,
-      [this, name, token, current, lost](WatchEvent type) {
-        HeldLock* held = current();
-        if (held == nullptr) return;
-        if (type == WatchEvent::kDeleted) return lost();
-        holdLock(name, held->path, token);  // re-arm
-      },
-      [this, token, current, lost](const Result& r) {
-        HeldLock* held = current();
-        if (held == nullptr) return;
-        // Gone before the watch was set, or deleted and created anew by
-        // someone else (ABA): the watch would sit on another's node.
-        if (r.code == Code::kNoNode) return lost();
-        if (r.code == Code::kOk && !isOurs(r.stat, token)) return lost();
-        held->armed = r.code == Code::kOk;  // other failures: re-armed on reconnect
-      });
+  watchLock(name);
 }
 
 void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
   whenConnected(done, [this, name, token, done] {
     auto it = locks_.find(name);
     if (it != locks_.end() && it->second.token == token) locks_.erase(it);
-    const std::string path = layout_.lock(name);
-    owned(path, token, [this, name, token, path, done](Code rc, bool mine, const Stat& stat) {
-      if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "lock " + name));
-      if (!mine) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token)));
-      // ZooKeeper deletes only by version, and every lock node has version 0:
-      // if an admin freed the lock and another daemon took it between the
-      // check and the delete, that holder is told LOST by its watch.
-      zk_->remove(path, stat.version, [name, done](const Result& r) {
-        done(r.code == Code::kOk ? absl::OkStatus() : toStatus(r.code, "lock " + name));
-      });
+    removeIfOwned(name, token, done);
+  });
+}
+
+void KeeperBackend::removeIfOwned(const std::string& name, int64_t token, Done done) {
+  const std::string path = layout_.lock(name);
+  owned(path, token, [this, name, token, path, done](Code rc, bool mine, const Stat& stat) {
+    if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "lock " + name));
+    if (!mine) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token)));
+    // ZooKeeper deletes only by version, and every lock node has version 0:
+    // if an admin freed the lock and another daemon took it between the
+    // check and the delete, that holder is told LOST by its watch.
+    zk_->remove(path, stat.version, [name, done](const Result& r) {
+      done(r.code == Code::kOk ? absl::OkStatus() : toStatus(r.code, "lock " + name));
     });
   });
 }
