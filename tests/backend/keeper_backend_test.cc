@@ -3,9 +3,13 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
+#include "backend/keeper/faulty_keeper.h"
 #include "backend/memory/embedded.h"
+#include "backend/recipes/layout.h"
 
 using namespace coordd::backend;
 
@@ -21,7 +25,91 @@ struct LinkListener : Listener {
   std::atomic<bool> connected{false};
 };
 
+template <typename T>
+T await(std::function<void(std::function<void(T)>)> call) {
+  std::mutex mu;
+  std::optional<T> got;
+  call([&](T value) {
+    std::lock_guard<std::mutex> lock(mu);
+    got = std::move(value);
+  });
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (got) return std::move(*got);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// The calls each of the backend's two sessions answers, by op and path.
+struct KeeperCalls {
+  keeper::KeeperFactory wrap(keeper::KeeperFactory open, std::vector<std::string>* log) {
+    return [this, open, log](keeper::Keeper::Post post,
+                             keeper::Keeper::SessionWatch watch) -> absl::StatusOr<std::unique_ptr<keeper::Keeper>> {
+      auto inner = open(post, std::move(watch));
+      if (!inner.ok()) return inner.status();
+      auto none = [](const std::string&, const std::string&) { return keeper::FaultyKeeper::Fault::kNone; };
+      auto heard = [this, log](const std::string& op, const std::string& path, const keeper::Result& r) {
+        std::lock_guard<std::mutex> lock(mu);
+        log->push_back(op + " " + path + " " + keeper::codeName(r.code));
+      };
+      return std::make_unique<keeper::FaultyKeeper>(std::move(*inner), post, none, nullptr, heard);
+    };
+  }
+  std::vector<std::string> take(std::vector<std::string>* log) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::exchange(*log, {});
+  }
+  bool heard(const std::vector<std::string>& log, const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::find(log.begin(), log.end(), line) != log.end();
+  }
+
+  std::mutex mu;
+  std::vector<std::string> first, watcher;
+};
+
 }  // namespace
+
+TEST_CASE("keeper backend: Release of a watched lock is one delete - no read waits in the first session", "[recipes]") {
+  auto memory_keeper = std::make_shared<keeper::MemoryKeeper>();
+  recipes::KeeperOptions options = memory::embeddedOptions(memory_keeper);
+  options.metrics = std::make_shared<coordd::metrics::DaemonMetrics>();
+  KeeperCalls calls;
+  options.open_watch_session = calls.wrap(options.open_session, &calls.watcher);
+  options.open_session = calls.wrap(options.open_session, &calls.first);
+  recipes::KeeperBackend backend(std::move(options));
+  LinkListener listener;
+  backend.start(&listener);
+  while (!listener.connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  const std::string path = recipes::Layout("").lock("job");
+  const OwnerRecord owner{std::string(32, 'a'), "session", "test", {}};
+  auto held = await<absl::StatusOr<TryLockResult>>([&](auto done) { backend.tryLock("job", owner, done); });
+  REQUIRE(held.ok());
+  REQUIRE(held->acquired);
+  // Watched once the watch session's exists is answered.
+  for (int i = 0; i < 30000 && !calls.heard(calls.watcher, "exists " + path + " ok"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(calls.heard(calls.watcher, "exists " + path + " ok"));
+  calls.take(&calls.first);
+
+  SECTION("its own token: one delete") {
+    auto released = await<absl::Status>([&](auto done) { backend.unlock("job", held->token, done); });
+    CHECK(released.ok());
+    CHECK(calls.take(&calls.first) == std::vector<std::string>{"delete " + path + " ok"});
+    CHECK_FALSE(memory_keeper->peek(path));
+  }
+  SECTION("another token: read first - the hold is not deleted") {
+    auto released = await<absl::Status>([&](auto done) { backend.unlock("job", held->token + 1, done); });
+    CHECK(absl::IsNotFound(released));
+    for (const auto& call : calls.take(&calls.first)) CHECK(call.rfind("delete", 0) != 0);
+    CHECK(memory_keeper->peek(path));
+  }
+  backend.stop();
+}
 
 TEST_CASE("keeper backend: stop() answers the calls in flight - nothing runs on the closed session", "[recipes]") {
   // Each call below is a chain of keeper calls; stop() closes the session

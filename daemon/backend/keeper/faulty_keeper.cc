@@ -39,15 +39,16 @@ void FaultyKeeper::create(const std::string& path, const std::string& data, Crea
 }
 
 void FaultyKeeper::get(const std::string& path, Done done) {
-  call("get", path, std::move(done), nullptr, [&](Done d) { inner_->get(path, std::move(d)); });
+  call("get", path, observed("get", path, std::move(done)), nullptr, [&](Done d) { inner_->get(path, std::move(d)); });
 }
 
 void FaultyKeeper::exists(const std::string& path, Watch watch, Done done) {
-  call("exists", path, std::move(done), &watch, [&](Done d) { inner_->exists(path, std::move(watch), std::move(d)); });
+  call("exists", path, observed("exists", path, std::move(done)), &watch,
+       [&](Done d) { inner_->exists(path, std::move(watch), std::move(d)); });
 }
 
 void FaultyKeeper::children(const std::string& path, Watch watch, Done done) {
-  call("children", path, std::move(done), &watch,
+  call("children", path, observed("children", path, std::move(done)), &watch,
        [&](Done d) { inner_->children(path, std::move(watch), std::move(d)); });
 }
 
@@ -57,7 +58,8 @@ void FaultyKeeper::remove(const std::string& path, int32_t version, Done done) {
 }
 
 void FaultyKeeper::sync(const std::string& path, Done done) {
-  call("sync", path, std::move(done), nullptr, [&](Done d) { inner_->sync(path, std::move(d)); });
+  call("sync", path, observed("sync", path, std::move(done)), nullptr,
+       [&](Done d) { inner_->sync(path, std::move(d)); });
 }
 
 }  // namespace coordd::backend::keeper

@@ -19,7 +19,7 @@ class FaultyKeeper : public Keeper {
   // Chooses each call's fault. `op`: "create", "get", "exists", "children",
   // "delete", "sync".
   using Policy = std::function<Fault(const std::string& op, const std::string& path)>;
-  // Hears every create and delete answer as its caller gets it.
+  // Hears every answer just before its caller does.
   using Observer = std::function<void(const std::string& op, const std::string& path, const Result& result)>;
 
   // `lost` is told, after a lost answer is on its way, so that the

@@ -44,7 +44,7 @@ class MemoryKeeper::Session : public Keeper {
     keeper_->call(id_, std::move(done), [&] { return keeper_->children(id_, path, std::move(watch)); });
   }
   void remove(const std::string& path, int32_t version, Done done) override {
-    keeper_->call(id_, std::move(done), [&] { return keeper_->remove(path, version); });
+    keeper_->call(id_, std::move(done), [&] { return keeper_->remove(id_, path, version); });
   }
   void sync(const std::string& path, Done done) override {
     keeper_->call(id_, std::move(done), [] { return Result{}; });
@@ -148,12 +148,18 @@ Result MemoryKeeper::children(int64_t session, const std::string& path, Keeper::
   return result;
 }
 
-Result MemoryKeeper::remove(const std::string& path, int32_t version) {
+void MemoryKeeper::onRemoved(Removed removed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  removed_ = std::move(removed);
+}
+
+Result MemoryKeeper::remove(int64_t session, const std::string& path, int32_t version) {
   if (!validPath(path) || path == "/") return failure(Code::kBadArguments);
   auto it = nodes_.find(path);
   if (it == nodes_.end()) return failure(Code::kNoNode);
   if (version != -1 && version != it->second.stat.version) return failure(Code::kBadVersion);
   if (!it->second.children.empty()) return failure(Code::kNotEmpty);
+  if (removed_) removed_(session, path, it->second.stat);
   removeNode(path);
   return Result{};
 }

@@ -60,6 +60,11 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
 
   // The node at `path` (for checkers); nullopt when absent.
   std::optional<Result> peek(const std::string& path) const;
+  // Told of each node a session deletes, as it goes (not of the ephemerals
+  // that go with their session), under the keeper's lock: it must not call
+  // the keeper. For checkers.
+  using Removed = std::function<void(int64_t session, const std::string& path, const Stat& stat)>;
+  void onRemoved(Removed removed);
 
  private:
   class Session;
@@ -96,7 +101,7 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   Result get(const std::string& path) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result exists(int64_t session, const std::string& path, Keeper::Watch watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result children(int64_t session, const std::string& path, Keeper::Watch watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Result remove(const std::string& path, int32_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result remove(int64_t session, const std::string& path, int32_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void removeNode(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -114,6 +119,7 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   std::map<int64_t, SessionEntry> sessions_ ABSL_GUARDED_BY(mu_);
   std::multimap<std::string, Watcher> data_watches_ ABSL_GUARDED_BY(mu_);   // exists, get
   std::multimap<std::string, Watcher> child_watches_ ABSL_GUARDED_BY(mu_);  // children
+  Removed removed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace coordd::backend::keeper

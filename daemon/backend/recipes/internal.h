@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "backend/recipes/keeper_backend.h"
 #include "coordd/check.h"
 
@@ -37,6 +38,10 @@ inline std::vector<std::string> sequenced(std::vector<std::string> children, con
     return a.substr(a.size() - 10) < b.substr(b.size() - 10);
   });
   return children;
+}
+
+inline absl::Status notHeld(const std::string& name, int64_t token) {
+  return absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token));
 }
 
 // Whether a read failed: a node gone meanwhile is not a failure, it is only

@@ -43,8 +43,23 @@ void KeeperBackend::holdLock(const std::string& name, const std::string& path, i
 void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
   whenConnected(done, [this, name, token, done] {
     auto it = locks_.find(name);
-    if (it != locks_.end() && it->second.token == token) locks_.erase(it);
-    removeIfOwned(name, token, done);
+    if (it == locks_.end() || it->second.token != token) return removeIfOwned(name, token, done);
+    const bool watched = it->second.armed && watcher_up_;
+    const std::string path = it->second.path;
+    locks_.erase(it);
+    // Unwatched, a foreign delete may have gone unheard: check first.
+    if (!watched) return removeIfOwned(name, token, done);
+    // Watched, the hold is known to be ours until a delete's event says
+    // otherwise: one delete, no read. Every lock node has version 0, so one
+    // whose event is still on its way (an admin freed the lock and another
+    // daemon took it, within this round trip) goes too, and that holder's
+    // watch tells it LOST (RELIABILITY.md).
+    zk_->remove(path, 0, [this, name, token, path, done](const Result& r) {
+      noteIfUncertain(r.code, path);  // lost: the reconciler deletes it if it is still ours
+      if (r.code == Code::kOk) return done(absl::OkStatus());
+      if (r.code == Code::kNoNode || r.code == Code::kBadVersion) return done(notHeld(name, token));
+      done(toStatus(r.code, "lock " + name));
+    });
   });
 }
 
@@ -52,11 +67,10 @@ void KeeperBackend::removeIfOwned(const std::string& name, int64_t token, Done d
   const std::string path = layout_.lock(name);
   owned(path, token, [this, name, token, path, done](Code rc, bool mine, const Stat& stat) {
     if (rc != Code::kOk && rc != Code::kNoNode) return done(toStatus(rc, "lock " + name));
-    if (!mine) return done(absl::NotFoundError(absl::StrCat("lock '", name, "' is not held with token ", token)));
-    // ZooKeeper deletes only by version, and every lock node has version 0:
-    // if an admin freed the lock and another daemon took it between the
-    // check and the delete, that holder is told LOST by its watch.
-    zk_->remove(path, stat.version, [name, done](const Result& r) {
+    if (!mine) return done(notHeld(name, token));
+    // As above: a hold taken between the check and the delete goes too.
+    zk_->remove(path, stat.version, [this, name, path, done](const Result& r) {
+      noteIfUncertain(r.code, path);
       done(r.code == Code::kOk ? absl::OkStatus() : toStatus(r.code, "lock " + name));
     });
   });
