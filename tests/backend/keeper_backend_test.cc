@@ -105,7 +105,10 @@ TEST_CASE("keeper backend: Release of a watched lock is one delete - no read wai
   SECTION("another token: read first - the hold is not deleted") {
     auto released = await<absl::Status>([&](auto done) { backend.unlock("job", held->token + 1, done); });
     CHECK(absl::IsNotFound(released));
-    for (const auto& call : calls.take(&calls.first)) CHECK(call.rfind("delete", 0) != 0);
+    for (const auto& call : calls.take(&calls.first)) {
+      CHECK(call.rfind("delete", 0) != 0);
+      CHECK(call.rfind("multi", 0) != 0);
+    }
     CHECK(memory_keeper->peek(path));
   }
   backend.stop();

@@ -52,7 +52,9 @@ TEST_CASE("load - 1000 sessions 10000 locks 100 elections on one daemon - all cl
       },
       300s));
   for (auto& worker : workers) {
-    INFO("a worker exited during setup: " << worker->err());
+    const std::string log = loaded->log();
+    INFO("a worker exited during setup: " << worker->err() << "\nthe daemon's log ends:\n"
+                                          << log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
     REQUIRE(worker->running());
   }
   const double setup_s = secondsSince(start);

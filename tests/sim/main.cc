@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(seeds == 1 && std::getenv("COORDD_SIM_LOG") ? spdlog::level::debug : spdlog::level::off);
 
   int64_t violations = 0;
-  int64_t steps = 0, grants = 0, primaryships = 0, writes = 0;
+  int64_t steps = 0, grants = 0, primaryships = 0, writes = 0, multis = 0;
   FaultCounts faults;
   int printed = 0;
   for (int64_t seed = first; seed < first + seeds; ++seed) {
@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
     grants += result.grants;
     primaryships += result.primaryships;
     writes += result.writes;
+    multis += result.multis;
     for (const auto& [kind, count] : result.faults) faults[kind] += count;
     if (result.violation) {
       ++violations;
@@ -92,9 +93,9 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  std::printf("steps: %lld; locks granted: %lld; primaryships: %lld; fenced writes: %lld\n",
+  std::printf("steps: %lld; locks granted: %lld; primaryships: %lld; fenced writes: %lld; group commits: %lld\n",
               static_cast<long long>(steps), static_cast<long long>(grants), static_cast<long long>(primaryships),
-              static_cast<long long>(writes));
+              static_cast<long long>(writes), static_cast<long long>(multis));
   for (const auto& [kind, count] : faults)
     std::printf("faults: %s: %lld\n", kind.c_str(), static_cast<long long>(count));
   std::printf("%lld seeds, %lld violations\n", static_cast<long long>(seeds), static_cast<long long>(violations));

@@ -268,14 +268,22 @@ void Simulation::startDaemon(int index) {
       auto lost = [this, session] {
         if (chaos_) dropConnection(session, world_.now() + std::chrono::milliseconds(world_.uniform(1, 2000)));
       };
-      FaultyKeeper::Observer observer;
-      if (options_.trace_keeper) {
-        observer = [this, session](const std::string& op, const std::string& path, const backend::keeper::Result& r) {
-          if (op != "create" && op != "delete") return;  // the trace keeps to what changes the tree
-          note(absl::StrFormat("0x%x %s %s: %s %s czxid %d", session, op, path, backend::keeper::codeName(r.code),
-                               r.path, r.stat.czxid));
-        };
-      }
+      auto observer = [this, session](const std::string& op, const std::string& path,
+                                      const backend::keeper::Result& r) {
+        if (op == "multi") ++result_.multis;
+        if (!options_.trace_keeper) return;
+        if (op == "multi") {
+          // Its ops' codes, and the paths it created.
+          std::string ops;
+          for (const auto& one : r.results)
+            ops += " " + std::string(backend::keeper::codeName(one.code)) + " " + one.path;
+          return note(
+              absl::StrFormat("0x%x multi from %s: %s;%s", session, path, backend::keeper::codeName(r.code), ops));
+        }
+        if (op != "create" && op != "delete") return;  // the trace keeps to what changes the tree
+        note(absl::StrFormat("0x%x %s %s: %s %s czxid %d", session, op, path, backend::keeper::codeName(r.code), r.path,
+                             r.stat.czxid));
+      };
       return std::make_unique<FaultyKeeper>(std::move(inner), post, policy, lost, observer);
     };
   };

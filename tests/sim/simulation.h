@@ -35,6 +35,7 @@ struct SeedResult {
   int64_t grants = 0;        // locks granted to clients
   int64_t primaryships = 0;  // times a client became primary
   int64_t writes = 0;        // fenced writes accepted
+  int64_t multis = 0;        // group commits: creates and deletes sent as one transaction
 };
 
 // One seed: simulated daemons (the real Core and the real recipes) share one

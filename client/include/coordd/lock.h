@@ -36,7 +36,8 @@ class LockGuard {
   ~LockGuard();
 
   const std::string& name() const;
-  // Fencing token: strictly increasing across successive holders of the lock.
+  // Fencing token: strictly increasing across successive holders of the lock
+  // (another lock's may be equal: compare tokens of one lock only).
   int64_t token() const;
   // True only while kHeld: the answer to "may I act on the resource now?".
   bool held() const;

@@ -8,11 +8,14 @@ FaultyKeeper::FaultyKeeper(std::unique_ptr<Keeper> inner, Post post, Policy poli
       post_(std::move(post)),
       policy_(std::move(policy)),
       lost_(std::move(lost)),
-      observer_(std::move(observer)) {}
+      observer_(std::make_shared<const Observer>(std::move(observer))) {}
 
 void FaultyKeeper::call(const std::string& op, const std::string& path, Done done, Watch* watch,
                         const std::function<void(Done)>& issue) {
-  const Fault fault = policy_(op, path);
+  lose(policy_(op, path), std::move(done), watch, issue);
+}
+
+void FaultyKeeper::lose(Fault fault, Done done, Watch* watch, const std::function<void(Done)>& issue) {
   if (fault == Fault::kNone) return issue(std::move(done));
   if (watch != nullptr) *watch = nullptr;
   Result lost;
@@ -26,9 +29,10 @@ void FaultyKeeper::call(const std::string& op, const std::string& path, Done don
 }
 
 Keeper::Done FaultyKeeper::observed(const std::string& op, const std::string& path, Done done) {
-  if (!observer_) return done;
-  return [this, op, path, done = std::move(done)](const Result& r) {
-    observer_(op, path, r);
+  if (!*observer_) return done;
+  // The session may be closed before its answers run: they keep the observer.
+  return [observer = observer_, op, path, done = std::move(done)](const Result& r) {
+    (*observer)(op, path, r);
     done(r);
   };
 }
@@ -60,6 +64,19 @@ void FaultyKeeper::remove(const std::string& path, int32_t version, Done done) {
 void FaultyKeeper::sync(const std::string& path, Done done) {
   call("sync", path, observed("sync", path, std::move(done)), nullptr,
        [&](Done d) { inner_->sync(path, std::move(d)); });
+}
+
+void FaultyKeeper::multi(std::vector<Op> ops, Done done) {
+  // The policy is asked of each op, as if it went alone; the first fault
+  // chosen is the transaction's.
+  Fault fault = Fault::kNone;
+  for (auto op = ops.begin(); op != ops.end() && fault == Fault::kNone; ++op) {
+    const char* name = op->type == Op::Type::kCreate ? "create" : op->type == Op::Type::kDelete ? "delete" : "set";
+    fault = policy_(name, op->path);
+  }
+  const std::string path = ops.empty() ? "" : ops.front().path;
+  lose(fault, observed("multi", path, std::move(done)), nullptr,
+       [&](Done d) { inner_->multi(std::move(ops), std::move(d)); });
 }
 
 }  // namespace coordd::backend::keeper

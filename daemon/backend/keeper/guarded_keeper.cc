@@ -41,4 +41,6 @@ void GuardedKeeper::remove(const std::string& path, int32_t version, Done done) 
 
 void GuardedKeeper::sync(const std::string& path, Done done) { inner_->sync(path, guarded(std::move(done))); }
 
+void GuardedKeeper::multi(std::vector<Op> ops, Done done) { inner_->multi(std::move(ops), guarded(std::move(done))); }
+
 }  // namespace coordd::backend::keeper

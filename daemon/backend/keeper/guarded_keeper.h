@@ -26,6 +26,7 @@ class GuardedKeeper : public Keeper {
   void children(const std::string& path, Watch watch, Done done) override;
   void remove(const std::string& path, int32_t version, Done done) override;
   void sync(const std::string& path, Done done) override;
+  void multi(std::vector<Op> ops, Done done) override;
   int64_t sessionId() const override { return inner_->sessionId(); }
   int64_t negotiatedTimeoutMs() const override { return inner_->negotiatedTimeoutMs(); }
   std::string server() const override { return inner_->server(); }

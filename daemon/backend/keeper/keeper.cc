@@ -38,6 +38,8 @@ const char* codeName(Code code) {
       return "bad arguments";
     case Code::kUnimplemented:
       return "unimplemented";
+    case Code::kNotApplied:
+      return "not applied (another op of the transaction failed)";
     case Code::kOther:
       break;
   }
@@ -71,6 +73,7 @@ absl::Status toStatus(Code code, const std::string& what) {
     case Code::kBadArguments:
       return absl::InvalidArgumentError(message);
     case Code::kUnimplemented:
+    case Code::kNotApplied:
     case Code::kOther:
       break;
   }

@@ -34,6 +34,7 @@ enum class Code {
   kNoChildrenForEphemerals,
   kBadArguments,
   kUnimplemented,  // e.g. containers on a server that predates them
+  kNotApplied,     // multi: another op of the transaction failed, so none was applied
   kOther,
 };
 const char* codeName(Code code);
@@ -57,12 +58,37 @@ struct Stat {
   int32_t num_children = 0;
 };
 
+// One operation of a multi (a ZooKeeper transaction).
+struct Op {
+  bool isContainerCreate() const { return type == Type::kCreate && mode == CreateMode::kContainer; }
+  enum class Type { kCreate, kDelete, kSet };
+  Type type = Type::kCreate;
+  std::string path;
+  std::string data;                           // create, set
+  CreateMode mode = CreateMode::kPersistent;  // create
+  int32_t version = -1;                       // delete, set; -1: any
+
+  static Op create(std::string path, std::string data, CreateMode mode) {
+    return Op{Type::kCreate, std::move(path), std::move(data), mode, -1};
+  }
+  static Op remove(std::string path, int32_t version) {
+    return Op{Type::kDelete, std::move(path), "", CreateMode::kPersistent, version};
+  }
+  static Op set(std::string path, std::string data, int32_t version) {
+    return Op{Type::kSet, std::move(path), std::move(data), CreateMode::kPersistent, version};
+  }
+};
+
 struct Result {
   Code code = Code::kOk;
   std::string path;  // create: the node created (sequential suffix included)
   std::string data;  // get
-  Stat stat;         // create, get, exists, children
+  Stat stat;         // create, get, exists, children; in a multi, set only
   std::vector<std::string> children;
+  // multi: one per op, in order. When the multi failed, the op that failed
+  // has its code (also `code`) and every other op kNotApplied; when its
+  // answer was lost, none.
+  std::vector<Result> results;
 };
 
 enum class WatchEvent { kCreated, kDeleted, kChanged, kChild };
@@ -104,6 +130,14 @@ class Keeper {
   // Its answer means the ensemble's leader saw this session alive after the
   // call was made.
   virtual void sync(const std::string& path, Done done) = 0;
+  // Applies `ops` as one transaction: all of them, in order, or none. Every
+  // change it makes carries the same zxid, so the nodes it creates share
+  // their czxid. A create's result has its path, not its stat (ZooKeeper's
+  // C client reads none): a set's stat gives the transaction's zxid. No
+  // container create: ZooKeeper answers one in a multi with a stat that the
+  // C client 3.8 does not expect, and its reply parser aborts the process;
+  // such a multi is answered kUnimplemented, unsent.
+  virtual void multi(std::vector<Op> ops, Done done) = 0;
 
   virtual int64_t sessionId() const = 0;
   virtual int64_t negotiatedTimeoutMs() const = 0;

@@ -1,5 +1,7 @@
 #include "backend/keeper/memory_keeper.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 
 namespace coordd::backend::keeper {
@@ -48,6 +50,9 @@ class MemoryKeeper::Session : public Keeper {
   }
   void sync(const std::string& path, Done done) override {
     keeper_->call(id_, std::move(done), [] { return Result{}; });
+  }
+  void multi(std::vector<Op> ops, Done done) override {
+    keeper_->call(id_, std::move(done), [&] { return keeper_->multi(id_, ops); });
   }
   int64_t sessionId() const override { return id_; }
   int64_t negotiatedTimeoutMs() const override { return keeper_->session_timeout_ms_; }
@@ -101,11 +106,11 @@ Result MemoryKeeper::create(int64_t session, const std::string& path, const std:
   const bool ephemeral = mode == CreateMode::kEphemeral || mode == CreateMode::kEphemeralSequential;
   Node node;
   node.data = data;
-  node.stat.czxid = node.stat.mzxid = node.pzxid = ++zxid_;
+  node.stat.czxid = node.stat.mzxid = node.pzxid = nextZxid();
   node.stat.ephemeral_owner = ephemeral ? session : 0;
   parent->second.children.insert(baseOf(name));
   ++parent->second.cversion;
-  parent->second.pzxid = zxid_;
+  parent->second.pzxid = node.pzxid;
   parent->second.stat.num_children = static_cast<int32_t>(parent->second.children.size());
   Result result;
   result.path = name;
@@ -159,9 +164,82 @@ Result MemoryKeeper::remove(int64_t session, const std::string& path, int32_t ve
   if (it == nodes_.end()) return failure(Code::kNoNode);
   if (version != -1 && version != it->second.stat.version) return failure(Code::kBadVersion);
   if (!it->second.children.empty()) return failure(Code::kNotEmpty);
-  if (removed_) removed_(session, path, it->second.stat);
+  if (removed_) {
+    auto tell = [this, session, path, stat = it->second.stat] { removed_(session, path, stat); };
+    txn_ != nullptr ? txn_->on_commit.push_back(tell) : tell();
+  }
   removeNode(path);
   return Result{};
+}
+
+Result MemoryKeeper::setData(const std::string& path, const std::string& data, int32_t version) {
+  auto it = nodes_.find(path);
+  if (it == nodes_.end()) return failure(Code::kNoNode);
+  if (version != -1 && version != it->second.stat.version) return failure(Code::kBadVersion);
+  it->second.data = data;
+  ++it->second.stat.version;
+  it->second.stat.mzxid = nextZxid();
+  Result result;
+  result.stat = it->second.stat;
+  fire(data_watches_, path, WatchEvent::kChanged);
+  return result;
+}
+
+int64_t MemoryKeeper::nextZxid() { return txn_ != nullptr ? txn_->zxid : ++zxid_; }
+
+Result MemoryKeeper::multi(int64_t session, const std::vector<Op>& ops) {
+  // As ZkClient (keeper.h).
+  if (std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.isContainerCreate(); })) {
+    return failure(Code::kUnimplemented);
+  }
+  Transaction txn;
+  txn.zxid = zxid_ + 1;
+  txn_ = &txn;
+  auto save = [&](const std::string& path) {
+    if (txn.before.count(path) > 0) return;
+    auto it = nodes_.find(path);
+    txn.before[path] = it == nodes_.end() ? std::nullopt : std::optional<Node>(it->second);
+  };
+  Result result;
+  std::optional<size_t> failed;
+  for (size_t i = 0; i < ops.size() && !failed; ++i) {
+    const Op& op = ops[i];
+    if (validPath(op.path) && op.path != "/") save(parentOf(op.path));
+    if (op.type != Op::Type::kCreate) save(op.path);
+    Result r = op.type == Op::Type::kCreate   ? create(session, op.path, op.data, op.mode)
+               : op.type == Op::Type::kDelete ? remove(session, op.path, op.version)
+                                              : setData(op.path, op.data, op.version);
+    if (r.code == Code::kOk && op.type == Op::Type::kCreate) txn.before.emplace(r.path, std::nullopt);
+    if (op.type == Op::Type::kCreate) r.stat = Stat{};  // as ZooKeeper's C client: a path only
+    if (r.code != Code::kOk) failed = i;
+    result.results.push_back(std::move(r));
+  }
+  txn_ = nullptr;
+  if (!failed) {
+    zxid_ = txn.zxid;
+    for (auto& tell : txn.on_commit) tell();
+    return result;
+  }
+  // Undone: every path as it was, the ephemerals of their sessions with them.
+  for (auto& [path, node] : txn.before) {
+    if (auto now = nodes_.find(path); now != nodes_.end()) {
+      if (auto owner = sessions_.find(now->second.stat.ephemeral_owner); owner != sessions_.end()) {
+        owner->second.ephemerals.erase(path);
+      }
+      nodes_.erase(now);
+    }
+    if (!node) continue;
+    if (auto owner = sessions_.find(node->stat.ephemeral_owner); owner != sessions_.end()) {
+      owner->second.ephemerals.insert(path);
+    }
+    nodes_.emplace(path, std::move(*node));
+  }
+  result.code = result.results.back().code;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (i >= result.results.size()) result.results.emplace_back();
+    if (i != *failed) result.results[i] = failure(Code::kNotApplied);
+  }
+  return result;
 }
 
 void MemoryKeeper::removeNode(const std::string& path) {
@@ -171,11 +249,11 @@ void MemoryKeeper::removeNode(const std::string& path) {
     if (auto session = sessions_.find(owner); session != sessions_.end()) session->second.ephemerals.erase(path);
   }
   nodes_.erase(it);
-  ++zxid_;
+  const int64_t zxid = nextZxid();
   Node& parent = nodes_[parentOf(path)];
   parent.children.erase(baseOf(path));
   ++parent.cversion;
-  parent.pzxid = zxid_;
+  parent.pzxid = zxid;
   parent.stat.num_children = static_cast<int32_t>(parent.children.size());
   fire(data_watches_, path, WatchEvent::kDeleted);
   fire(child_watches_, path, WatchEvent::kDeleted);
@@ -183,6 +261,12 @@ void MemoryKeeper::removeNode(const std::string& path) {
 }
 
 void MemoryKeeper::fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event) {
+  if (txn_ != nullptr) {
+    // Fired once the whole transaction applied, in order.
+    txn_->on_commit.push_back([this, &watches, path, event]()
+                                  ABSL_NO_THREAD_SAFETY_ANALYSIS { fire(watches, path, event); });
+    return;
+  }
   auto [begin, end] = watches.equal_range(path);
   std::vector<Watcher> fired;
   for (auto it = begin; it != end; ++it) fired.push_back(std::move(it->second));

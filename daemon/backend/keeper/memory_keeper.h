@@ -103,6 +103,10 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   Result children(int64_t session, const std::string& path, Keeper::Watch watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result remove(int64_t session, const std::string& path, int32_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void removeNode(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result setData(const std::string& path, const std::string& data, int32_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result multi(int64_t session, const std::vector<Op>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The zxid of the next change: a new one, or the transaction's.
+  int64_t nextZxid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void fire(std::multimap<std::string, Watcher>& watches, const std::string& path, WatchEvent event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Restores the watches of a session connected again (SetWatches).
@@ -120,6 +124,14 @@ class MemoryKeeper : public std::enable_shared_from_this<MemoryKeeper> {
   std::multimap<std::string, Watcher> data_watches_ ABSL_GUARDED_BY(mu_);   // exists, get
   std::multimap<std::string, Watcher> child_watches_ ABSL_GUARDED_BY(mu_);  // children
   Removed removed_ ABSL_GUARDED_BY(mu_);
+  // A multi being applied: what it changed (to undo it if an op fails), and
+  // what it tells once all its ops applied.
+  struct Transaction {
+    int64_t zxid = 0;
+    std::map<std::string, std::optional<Node>> before;  // each path as it was
+    std::vector<std::function<void()>> on_commit;       // watches to fire, deletes to tell
+  };
+  Transaction* txn_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace coordd::backend::keeper

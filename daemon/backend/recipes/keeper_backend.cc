@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/keeper/batching_keeper.h"
 #include "backend/keeper/guarded_keeper.h"
 #include "backend/recipes/internal.h"
 #include "spdlog/spdlog.h"
@@ -82,9 +83,12 @@ void KeeperBackend::connect() {
     executor_->postAt(executor_->now() + std::chrono::seconds(1), [this] { connect(); });
     return;
   }
-  // Answers and watches of this session that come after stop() or a newer
+  // Creates and deletes asked while one is in flight go as one multi. And
+  // answers and watches of this session that come after stop() or a newer
   // session read kClosing: no chain of calls goes on past them.
-  zk_ = std::make_unique<keeper::GuardedKeeper>(std::move(*client),
+  auto batching = std::make_unique<keeper::BatchingKeeper>(
+      std::move(*client), [this](std::function<void()> task) { executor_->post(std::move(task)); });
+  zk_ = std::make_unique<keeper::GuardedKeeper>(std::move(batching),
                                                 [this, generation] { return generation == generation_; });
 }
 

@@ -128,6 +128,7 @@ class KeeperBackend : public Backend {
   struct HeldLock {
     std::string path;
     int64_t token = 0;
+    int32_t version = 0;  // the node's: 1 for the one a multi's set made, else 0
     int64_t round = 0;
     bool armed = false;
   };
@@ -223,7 +224,7 @@ class KeeperBackend : public Backend {
   void getFresh(const std::string& path, Keeper::Done done);
 
   void attemptLock(const std::string& name, const OwnerRecord& owner, int attempt, Callback<TryLockResult> done);
-  void holdLock(const std::string& name, const std::string& path, int64_t token);
+  void holdLock(const std::string& name, const std::string& path, const Stat& created);
   // Sets the held lock's watch in the watch session, if it is up.
   void watchLock(const std::string& name);
   // Deletes the lock node if it is this session's with czxid `token`.

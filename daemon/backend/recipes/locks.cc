@@ -17,7 +17,7 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
   createWithParents(path, encodeLock(name, owner), CreateMode::kEphemeral, [=](const Result& r) {
     if (generation != generation_) return done(expired());
     if (r.code == Code::kOk) {
-      holdLock(name, path, r.stat.czxid);
+      holdLock(name, path, r.stat);
       return done(TryLockResult{true, r.stat.czxid, std::nullopt});
     }
     noteIfUncertain(r.code, path);
@@ -34,8 +34,8 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
   });
 }
 
-void KeeperBackend::holdLock(const std::string& name, const std::string& path, int64_t token) {
-  locks_[name] = HeldLock{path, token};
+void KeeperBackend::holdLock(const std::string& name, const std::string& path, const Stat& created) {
+  locks_[name] = HeldLock{path, created.czxid, created.version};
   // Someone else deleting the node (an admin) makes the lock LOST.
   watchLock(name);
 }
@@ -46,15 +46,17 @@ void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
     if (it == locks_.end() || it->second.token != token) return removeIfOwned(name, token, done);
     const bool watched = it->second.armed && watcher_up_;
     const std::string path = it->second.path;
+    const int32_t version = it->second.version;
     locks_.erase(it);
     // Unwatched, a foreign delete may have gone unheard: check first.
     if (!watched) return removeIfOwned(name, token, done);
     // Watched, the hold is known to be ours until a delete's event says
-    // otherwise: one delete, no read. Every lock node has version 0, so one
+    // otherwise: one delete, no read. ZooKeeper deletes by version only (and
+    // lock nodes have version 0 or 1), so another's node of the same version
     // whose event is still on its way (an admin freed the lock and another
     // daemon took it, within this round trip) goes too, and that holder's
     // watch tells it LOST (RELIABILITY.md).
-    zk_->remove(path, 0, [this, name, token, path, done](const Result& r) {
+    zk_->remove(path, version, [this, name, token, path, done](const Result& r) {
       noteIfUncertain(r.code, path);  // lost: the reconciler deletes it if it is still ours
       if (r.code == Code::kOk) return done(absl::OkStatus());
       if (r.code == Code::kNoNode || r.code == Code::kBadVersion) return done(notHeld(name, token));
@@ -166,7 +168,7 @@ void KeeperBackend::evaluateWaiter(int64_t waiter_id) {
                         noteIfUncertain(c.code, path);
                         if (keeper::uncertain(c.code)) return;
                         if (c.code != Code::kOk) return finishWaiter(waiter_id, toStatus(c.code, "lock " + name));
-                        holdLock(name, path, c.stat.czxid);
+                        holdLock(name, path, c.stat);
                         finishWaiter(waiter_id, c.stat.czxid);
                       });
   });

@@ -1,5 +1,6 @@
 #include "backend/zookeeper/zk_client.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +34,15 @@ struct ZkClient::Call {
     latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - issued).count());
     post([done = std::move(done), result = std::move(result)] { done(result); });
   }
+};
+
+struct ZkClient::Multi {
+  std::unique_ptr<Call> call;
+  std::vector<keeper::Op> ops;
+  std::vector<zoo_op_t> zops;
+  std::vector<zoo_op_result_t> results;
+  std::vector<std::string> paths;  // create: the path made
+  std::vector<Stat> stats;         // set
 };
 
 namespace {
@@ -101,6 +111,28 @@ void onStrings(int rc, const String_vector* strings, const Stat* stat, const voi
   complete(const_cast<void*>(data), std::move(result));
 }
 
+void onMulti(int rc, const void* data) {
+  std::unique_ptr<ZkClient::Multi> multi(static_cast<ZkClient::Multi*>(const_cast<void*>(data)));
+  Result result;
+  result.code = zkCode(rc);
+  const size_t n = multi->ops.size();
+  // A failed op has the transaction's code, those before it ZOK and those
+  // after ZRUNTIMEINCONSISTENCY; a request that failed as a whole (lost,
+  // session gone) gives every op its code.
+  size_t with_code = 0;
+  for (const auto& r : multi->results) with_code += r.err == rc ? 1 : 0;
+  if (rc == ZOK || (with_code == 1 && !keeper::uncertain(result.code))) {
+    for (size_t i = 0; i < n; ++i) {
+      Result op;
+      op.code = rc == ZOK ? Code::kOk : multi->results[i].err == rc ? result.code : Code::kNotApplied;
+      if (rc == ZOK && multi->ops[i].type == keeper::Op::Type::kCreate) op.path = multi->paths[i].c_str();
+      if (rc == ZOK && multi->ops[i].type == keeper::Op::Type::kSet) op.stat = fromZk(multi->stats[i]);
+      result.results.push_back(std::move(op));
+    }
+  }
+  multi->call->finish(std::move(result));
+}
+
 void onVoid(int rc, const void* data) {
   Result result;
   result.code = zkCode(rc);
@@ -118,7 +150,8 @@ ZkClient::ZkClient(Post post, SessionWatch on_session, std::shared_ptr<metrics::
       exists_latency_(metrics_->coordinator_ops.with({"exists"})),
       children_latency_(metrics_->coordinator_ops.with({"children"})),
       delete_latency_(metrics_->coordinator_ops.with({"delete"})),
-      sync_latency_(metrics_->coordinator_ops.with({"sync"})) {}
+      sync_latency_(metrics_->coordinator_ops.with({"sync"})),
+      multi_latency_(metrics_->coordinator_ops.with({"multi"})) {}
 
 absl::StatusOr<std::unique_ptr<ZkClient>> ZkClient::connect(const Options& options, Post post,
                                                             SessionWatch on_session) {
@@ -259,6 +292,43 @@ void ZkClient::sync(const std::string& path, Done done) {
   Call* call = newCall(sync_latency_, std::move(done));
   int rc = zoo_async(zh_, path.c_str(), onSynced, call);
   if (rc != ZOK) failed(call, rc);
+}
+
+void ZkClient::multi(std::vector<keeper::Op> ops, Done done) {
+  if (std::any_of(ops.begin(), ops.end(), [](const keeper::Op& op) { return op.isContainerCreate(); })) {
+    return failed(newCall(multi_latency_, std::move(done)), ZUNIMPLEMENTED);
+  }
+  auto multi = std::make_unique<Multi>();
+  multi->call.reset(newCall(multi_latency_, std::move(done)));
+  multi->ops = std::move(ops);
+  const size_t n = multi->ops.size();
+  multi->zops.resize(n);
+  multi->results.resize(n);
+  multi->paths.resize(n);
+  multi->stats.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const keeper::Op& op = multi->ops[i];
+    switch (op.type) {
+      case keeper::Op::Type::kCreate:
+        multi->paths[i].assign(op.path.size() + 16, '\0');  // room for a sequence suffix
+        zoo_create_op_init(&multi->zops[i], op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()), acl_,
+                           zkFlags(op.mode), multi->paths[i].data(), static_cast<int>(multi->paths[i].size()));
+        break;
+      case keeper::Op::Type::kDelete:
+        zoo_delete_op_init(&multi->zops[i], op.path.c_str(), op.version);
+        break;
+      case keeper::Op::Type::kSet:
+        zoo_set_op_init(&multi->zops[i], op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()), op.version,
+                        &multi->stats[i]);
+        break;
+    }
+  }
+  Multi* raw = multi.release();
+  int rc = zoo_amulti(zh_, static_cast<int>(n), raw->zops.data(), raw->results.data(), onMulti, raw);
+  if (rc != ZOK) {
+    std::unique_ptr<Multi> unissued(raw);
+    failed(unissued->call.release(), rc);
+  }
 }
 
 int64_t ZkClient::sessionId() const {

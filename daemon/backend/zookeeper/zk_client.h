@@ -43,6 +43,7 @@ class ZkClient : public keeper::Keeper {
   void remove(const std::string& path, int32_t version, Done done) override;
   // Flushes the channel between the server and the leader.
   void sync(const std::string& path, Done done) override;
+  void multi(std::vector<keeper::Op> ops, Done done) override;
 
   int64_t sessionId() const override;
   int64_t negotiatedTimeoutMs() const override;
@@ -53,6 +54,8 @@ class ZkClient : public keeper::Keeper {
 
   // One call in flight, owned by the C client until it completes.
   struct Call;
+  // A multi in flight, and where the C client writes its results.
+  struct Multi;
 
  private:
   struct WatchEntry;
@@ -76,6 +79,7 @@ class ZkClient : public keeper::Keeper {
   metrics::Histogram& children_latency_;
   metrics::Histogram& delete_latency_;
   metrics::Histogram& sync_latency_;
+  metrics::Histogram& multi_latency_;
   ACL_vector* acl_ = &ZOO_OPEN_ACL_UNSAFE;
   zhandle_t* zh_ = nullptr;
   // Watches not fired yet, freed with the client (a watch of a closed
