@@ -1,10 +1,12 @@
 #include "backend/keeper/batching_keeper.h"
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <variant>
 
@@ -23,13 +25,14 @@ bool ephemeral(CreateMode mode) { return mode == CreateMode::kEphemeral || mode 
 }  // namespace
 
 struct BatchingKeeper::State : std::enable_shared_from_this<State> {
-  // A create or delete that may share a multi.
+  // A create that may share a multi.
   struct Write {
     Op op;
     Done done;
   };
   // A call that goes alone, once what was asked before it went.
   struct Alone {
+    std::string path;
     std::function<void(Keeper* inner, Done done)> issue;
     Done done;
   };
@@ -43,21 +46,52 @@ struct BatchingKeeper::State : std::enable_shared_from_this<State> {
     queue.push_back(std::move(w));
   }
 
+  // Goes now, unless it could see the multi in flight or something asked
+  // before it and not sent yet: then after them.
   void alone(Alone a) {
     std::lock_guard<std::mutex> lock(mu);
-    if (inner != nullptr && !multi_in_flight && queue.empty()) return a.issue(inner, std::move(a.done));
+    if (inner != nullptr && !waitsFor(a.path)) return a.issue(inner, std::move(a.done));
     queue.push_back(std::move(a));
+    flush();
   }
 
-  // Sends what is queued, in order, until a multi is in flight.
+  bool waitsFor(const std::string& path) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (inMulti(path)) return true;
+    for (const auto& entry : queue) {
+      if (related(path, std::visit([](const auto& e) -> const std::string& { return pathOf(e); }, entry))) return true;
+    }
+    return false;
+  }
+  static const std::string& pathOf(const Write& w) { return w.op.path; }
+  static const std::string& pathOf(const Alone& a) { return a.path; }
+
+  // Whether the multi in flight has an op on `path`, an ancestor or a
+  // descendant of it: what a call on `path` could see of it. A call on
+  // anything else sees the same whichever way the multi ends, and need not
+  // wait for it.
+  bool inMulti(const std::string& path) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return std::any_of(multi_paths.begin(), multi_paths.end(),
+                       [&](const std::string& op) { return related(op, path); });
+  }
+  // The same path, or one an ancestor of the other.
+  static bool related(const std::string& a, const std::string& b) {
+    const auto& [shorter, longer] = a.size() < b.size() ? std::tie(a, b) : std::tie(b, a);
+    if (longer.compare(0, shorter.size(), shorter) != 0) return false;
+    return longer.size() == shorter.size() || longer[shorter.size()] == '/' || shorter == "/";
+  }
+
+  // Sends what is queued, in order: writes as one multi at a time, calls
+  // unless the multi in flight could change what they see.
   void flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    while (!queue.empty() && inner != nullptr && !multi_in_flight) {
+    while (!queue.empty() && inner != nullptr) {
       if (auto* a = std::get_if<Alone>(&queue.front())) {
+        if (inMulti(a->path)) return;
         Alone call = std::move(*a);
         queue.pop_front();
         call.issue(inner, std::move(call.done));
         continue;
       }
+      if (multi_in_flight) return;  // the next multi waits for this one
       std::vector<Write> batch;
       std::set<std::string> paths;
       size_t bytes = 0;
@@ -92,13 +126,13 @@ struct BatchingKeeper::State : std::enable_shared_from_this<State> {
       }
       done(r);
     };
-    if (op.type == Op::Type::kCreate) return inner->create(op.path, op.data, op.mode, std::move(done));
-    inner->remove(op.path, op.version, std::move(done));
+    inner->create(op.path, op.data, op.mode, std::move(done));
   }
 
   void sendMulti(std::vector<Write> batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     ++writes_in_flight;
     multi_in_flight = true;
+    for (const auto& w : batch) multi_paths.push_back(w.op.path);
     std::vector<Op> ops;
     std::optional<size_t> first_create;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -128,6 +162,7 @@ struct BatchingKeeper::State : std::enable_shared_from_this<State> {
       std::lock_guard<std::mutex> lock(mu);
       --writes_in_flight;
       multi_in_flight = false;
+      multi_paths.clear();
       const bool per_op = r.results.size() >= batch.size();
       size_t failed = 0;
       for (size_t i = 0; per_op && i < batch.size(); ++i) failed += r.results[i].code != Code::kNotApplied ? 1 : 0;
@@ -196,8 +231,9 @@ struct BatchingKeeper::State : std::enable_shared_from_this<State> {
   const Post post;
   const size_t max_batch;
   std::deque<Entry> queue ABSL_GUARDED_BY(mu);
-  int writes_in_flight ABSL_GUARDED_BY(mu) = 0;  // creates, deletes and multis sent and not answered
+  int writes_in_flight ABSL_GUARDED_BY(mu) = 0;  // batchable creates and multis sent and not answered
   bool multi_in_flight ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::string> multi_paths ABSL_GUARDED_BY(mu);  // of the multi in flight
 };
 
 BatchingKeeper::BatchingKeeper(std::unique_ptr<Keeper> inner, Post post, size_t max_batch)
@@ -210,35 +246,40 @@ void BatchingKeeper::create(const std::string& path, const std::string& data, Cr
     // A sequential name is the server's to choose, and its caller wants the
     // stat of that very node; a container cannot go in a multi (keeper.h).
     return state_->alone(
-        {[path, data, mode](Keeper* k, Done d) { k->create(path, data, mode, std::move(d)); }, std::move(done)});
+        {path, [path, data, mode](Keeper* k, Done d) { k->create(path, data, mode, std::move(d)); }, std::move(done)});
   }
   state_->write({Op::create(path, data, mode), std::move(done)});
 }
 
 void BatchingKeeper::remove(const std::string& path, int32_t version, Done done) {
-  state_->write({Op::remove(path, version), std::move(done)});
+  // Not held back behind other writes: ZooKeeper deletes by version only,
+  // so a delete that waited could meet a node that someone else created
+  // meanwhile with the same version (RELIABILITY.md).
+  state_->alone(
+      {path, [path, version](Keeper* k, Done d) { k->remove(path, version, std::move(d)); }, std::move(done)});
 }
 
 void BatchingKeeper::get(const std::string& path, Done done) {
-  state_->alone({[path](Keeper* k, Done d) { k->get(path, std::move(d)); }, std::move(done)});
+  state_->alone({path, [path](Keeper* k, Done d) { k->get(path, std::move(d)); }, std::move(done)});
 }
 
 void BatchingKeeper::exists(const std::string& path, Watch watch, Done done) {
-  state_->alone(
-      {[path, watch = std::move(watch)](Keeper* k, Done d) { k->exists(path, watch, std::move(d)); }, std::move(done)});
+  state_->alone({path, [path, watch = std::move(watch)](Keeper* k, Done d) { k->exists(path, watch, std::move(d)); },
+                 std::move(done)});
 }
 
 void BatchingKeeper::children(const std::string& path, Watch watch, Done done) {
-  state_->alone({[path, watch = std::move(watch)](Keeper* k, Done d) { k->children(path, watch, std::move(d)); },
+  state_->alone({path, [path, watch = std::move(watch)](Keeper* k, Done d) { k->children(path, watch, std::move(d)); },
                  std::move(done)});
 }
 
 void BatchingKeeper::sync(const std::string& path, Done done) {
-  state_->alone({[path](Keeper* k, Done d) { k->sync(path, std::move(d)); }, std::move(done)});
+  state_->alone({path, [path](Keeper* k, Done d) { k->sync(path, std::move(d)); }, std::move(done)});
 }
 
 void BatchingKeeper::multi(std::vector<Op> ops, Done done) {
-  state_->alone({[ops = std::move(ops)](Keeper* k, Done d) { k->multi(ops, std::move(d)); }, std::move(done)});
+  // Ordered after everything: "/" is related to every path.
+  state_->alone({"/", [ops = std::move(ops)](Keeper* k, Done d) { k->multi(ops, std::move(d)); }, std::move(done)});
 }
 
 }  // namespace coordd::backend::keeper

@@ -9,12 +9,11 @@
 
 namespace coordd::backend::keeper {
 
-// Group commit, as a database's log: the creates and deletes asked of a
-// session while one of them is in flight go to the server together, as one
-// multi, as soon as it is answered. There is no timer: what is asked while
-// nothing is in flight goes at once, alone, so a lone caller waits for
-// nothing more. The server then makes one request and one transaction of many
-// callers' writes.
+// Group commit, as a database's log: the creates asked of a session while
+// one of them is in flight go to the server together, as one multi, as soon
+// as it is answered. There is no timer: what is asked while nothing is in
+// flight goes at once, alone, so a lone caller waits for nothing more. The
+// server then makes one request and one transaction of many callers' writes.
 //
 // A multi fails as a whole: the op that failed is answered with its code (a
 // create with kNodeExists: the lock is held) and the others, which were not
@@ -23,10 +22,12 @@ namespace coordd::backend::keeper {
 // op's (kConnectionLoss). One multi holds at most one op per path, at most
 // `max_batch` ops and about kMaxBatchBytes.
 //
-// The session's order is kept: while a multi is in flight nothing asked
-// after it is sent (it could fail and its ops go again); reads, syncs,
-// sequential and container creates and multis go alone, after whatever was
-// asked before them.
+// Deletes are not batched: ZooKeeper deletes by version only, and a delete
+// held back could meet another's node created meanwhile with that version.
+// They, reads, syncs, sequential and container creates and multis go at
+// once, unless they touch (the same path, an ancestor or a descendant) the
+// multi in flight or a call queued before them: then after it. So the
+// session's order holds wherever it shows.
 //
 // Every node a multi creates carries its zxid as czxid: the answers' stats
 // are made from a set, added to the multi, on the first node it creates (so

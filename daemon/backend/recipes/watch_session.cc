@@ -155,29 +155,31 @@ void KeeperBackend::watchLock(const std::string& name) {
       listener_->onLockLost(name, token, absl::StrCat("lock node deleted in ", options_.name));
     });
   };
-  // Synced first, so that the watch session sees the node the first one
-  // made. A failure leaves the watch unset: set once the session is back.
-  watcher_->sync(path, [this, name, path, token, current, lost](const Result& synced) {
-    if (current() == nullptr || synced.code != Code::kOk) return;
-    watcher_->exists(
-        path,
-        [this, name, current, lost](WatchEvent type) {
-          HeldLock* held = current();
-          if (held == nullptr) return;
-          held->armed = false;  // fired: no watch is set until the next one
-          if (type == WatchEvent::kDeleted) return lost();
-          watchLock(name);  // changed: watch again
-        },
-        [this, token, current, lost](const Result& r) {
-          HeldLock* held = current();
-          if (held == nullptr) return;
-          // Gone before the watch was set, or deleted and created anew by
-          // someone else (ABA): the watch would sit on another's node.
-          if (r.code == Code::kNoNode) return lost();
-          if (r.code == Code::kOk && !isOurs(r.stat, token)) return lost();
-          held->armed = r.code == Code::kOk;
-        });
-  });
+  // The watch session must see the node the first one made. On the same
+  // server it does (the server applied the create before it answered it);
+  // on another one, a sync sent first makes the exists, which the server
+  // answers after it, wait until that server has caught up. Either way a
+  // node that looks gone or another's is confirmed by the first session
+  // (lost()). A failure leaves the watch unset: set once the session is back.
+  if (!zk_ || watcher_->server() != zk_->server()) watcher_->sync(path, [](const Result&) {});
+  watcher_->exists(
+      path,
+      [this, name, current, lost](WatchEvent type) {
+        HeldLock* held = current();
+        if (held == nullptr) return;
+        held->armed = false;  // fired: no watch is set until the next one
+        if (type == WatchEvent::kDeleted) return lost();
+        watchLock(name);  // changed: watch again
+      },
+      [this, token, current, lost](const Result& r) {
+        HeldLock* held = current();
+        if (held == nullptr) return;
+        // Gone before the watch was set, or deleted and created anew by
+        // someone else (ABA): the watch would sit on another's node.
+        if (r.code == Code::kNoNode) return lost();
+        if (r.code == Code::kOk && !isOurs(r.stat, token)) return lost();
+        held->armed = r.code == Code::kOk;
+      });
 }
 
 }  // namespace coordd::backend::recipes
