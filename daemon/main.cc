@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "absl/synchronization/mutex.h"
 #include "app/daemon.h"
 #include "config/config.h"
 #include "config/logging.h"
@@ -38,6 +39,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // gRPC's mutexes are Abseil's, and Debian's Abseil tracks lock order on
+  // every lock (its deadlock detector): 3.5% of the daemon's CPU under load.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   config::setupLogging(cfg.log_format, cfg.log_level);
   auto daemon = app::Daemon::start(cfg);
   if (!daemon.ok()) {
