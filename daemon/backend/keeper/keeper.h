@@ -60,7 +60,6 @@ struct Stat {
 
 // One operation of a multi (a ZooKeeper transaction).
 struct Op {
-  bool isContainerCreate() const { return type == Type::kCreate && mode == CreateMode::kContainer; }
   enum class Type { kCreate, kDelete, kSet };
   Type type = Type::kCreate;
   std::string path;
@@ -77,6 +76,7 @@ struct Op {
   static Op set(std::string path, std::string data, int32_t version) {
     return Op{Type::kSet, std::move(path), std::move(data), CreateMode::kPersistent, version};
   }
+  bool isContainerCreate() const { return type == Type::kCreate && mode == CreateMode::kContainer; }
 };
 
 struct Result {

@@ -83,9 +83,9 @@ void KeeperBackend::connect() {
     executor_->postAt(executor_->now() + std::chrono::seconds(1), [this] { connect(); });
     return;
   }
-  // Creates and deletes asked while one is in flight go as one multi. And
-  // answers and watches of this session that come after stop() or a newer
-  // session read kClosing: no chain of calls goes on past them.
+  // Lock creates asked while one is in flight go as one multi (group
+  // commit). And answers and watches of this session that come after stop()
+  // or a newer session read kClosing: no chain of calls goes on past them.
   auto batching = std::make_unique<keeper::BatchingKeeper>(
       std::move(*client), [this](std::function<void()> task) { executor_->post(std::move(task)); });
   zk_ = std::make_unique<keeper::GuardedKeeper>(std::move(batching),

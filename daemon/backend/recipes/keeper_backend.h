@@ -263,11 +263,6 @@ class KeeperBackend : public Backend {
   int64_t suspensions_ = 0;
   bool stopped_ = false;
   std::map<std::string, HeldLock> locks_;
-  // Releases in flight, by lock and token, with the ones asked meanwhile: a
-  // second release of one hold (the client's Release and its session's end)
-  // waits for the first instead of sending a second delete, which a new
-  // holder's node could meet.
-  std::map<std::pair<std::string, int64_t>, std::vector<Done>> releasing_;
   std::map<int64_t, Waiter> waiters_;
   std::map<int64_t, Held> candidates_;  // by term
   std::map<std::string, Watched> watched_;

@@ -40,24 +40,8 @@ void KeeperBackend::holdLock(const std::string& name, const std::string& path, c
   watchLock(name);
 }
 
-void KeeperBackend::unlock(const std::string& name, int64_t token, Done answer) {
-  whenConnected(answer, [this, name, token, answer] {
-    if (auto busy = releasing_.find({name, token}); busy != releasing_.end()) {
-      busy->second.push_back(answer);
-      return;
-    }
-    releasing_[{name, token}];
-    // The first release's answer; the ones that waited for it find the hold
-    // gone (or the same failure).
-    Done done = [this, name, token, answer](absl::Status status) {
-      std::vector<Done> waiting;
-      if (auto it = releasing_.find({name, token}); it != releasing_.end()) {
-        waiting = std::move(it->second);
-        releasing_.erase(it);
-      }
-      answer(status);
-      for (auto& again : waiting) again(status.ok() ? notHeld(name, token) : status);
-    };
+void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
+  whenConnected(done, [this, name, token, done] {
     auto it = locks_.find(name);
     if (it == locks_.end() || it->second.token != token) return removeIfOwned(name, token, done);
     const bool watched = it->second.armed && watcher_up_;
