@@ -457,6 +457,18 @@ void Core::onLinkState(backend::LinkState state) {
         link_.state = state;
         ++link_.epoch;
         deletes_.orphans.clear();  // the coordinator deleted them with the session
+        for (auto it = locks_.waiting.begin(); it != locks_.waiting.end();) {
+          if (!it->second.granted) {
+            ++it;
+            continue;
+          }
+          // Granted while suspended, and gone with the session.
+          mustFind(sessions_.live, it->second.session_id).waits.erase(it->second.name);
+          deferred.push_back([reply = std::move(it->second.reply)] {
+            reply(absl::UnavailableError("coordinator session expired while acquiring; retry"));
+          });
+          it = locks_.waiting.erase(it);
+        }
         for (auto& [id, session] : sessions_.live) {
           for (const auto& [name, held] : session.locks) {
             locks_.holders.erase({name, held.token});

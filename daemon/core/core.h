@@ -170,6 +170,10 @@ class Core : private backend::Listener {
     Clock::time_point deadline;
     int64_t epoch = 0;
     Reply<int64_t> reply;
+    // Granted while the link was suspended, in the session the wait began in:
+    // answered once the grant is verified after the reconnect.
+    std::optional<int64_t> granted;
+    bool verifying = false;
   };
   // Something left in the coordinator that a failed call could not remove.
   struct Orphan {
@@ -229,6 +233,10 @@ class Core : private backend::Listener {
   void onDeleted(const Orphan& orphan, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token) ABSL_LOCKS_EXCLUDED(mu_);
+  // A grant held back while the link was suspended, verified once it is back.
+  void onGrantVerified(int64_t waiter_id, int64_t token, absl::StatusOr<bool> holds) ABSL_LOCKS_EXCLUDED(mu_);
+  void grantAcquire(int64_t waiter_id, const PendingAcquire& pending, int64_t token, Deferred& deferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Registers `election` for `session_id` in the coordinator; the reply (if
   // any: the Campaign's own registration, not a rejoin) gets the resulting
   // status, and the session an event.

@@ -287,6 +287,14 @@ void Core::verifyHolds(bool after_reconnect) {
           });
     }
   }
+  for (auto& [waiter_id, pending] : locks_.waiting) {
+    if (!pending.granted || skip(true, pending.verifying)) continue;
+    pending.verifying = true;
+    backend_.verifyLock(pending.name, *pending.granted,
+                        [this, waiter_id = waiter_id, token = *pending.granted](absl::StatusOr<bool> holds) {
+                          onGrantVerified(waiter_id, token, std::move(holds));
+                        });
+  }
   if (after_reconnect) {
     for (const auto& [election, count] : elections_.watched) publishLeader(election);
   }

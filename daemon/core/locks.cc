@@ -109,7 +109,8 @@ int64_t Core::acquire(const std::string& session_id, const std::string& name, st
     } else {
       int64_t waiter_id = next_id_++;
       (*session)->waits[name] = waiter_id;
-      locks_.waiting[waiter_id] = PendingAcquire{session_id, name, now() + timeout, link_.epoch, std::move(reply)};
+      locks_.waiting[waiter_id] =
+          PendingAcquire{session_id, name, now() + timeout, link_.epoch, std::move(reply), std::nullopt, false};
       backend_.lock(name, ownerOf(**session), waiter_id,
                     [this, waiter_id, name](absl::StatusOr<int64_t> token) { onAcquired(waiter_id, name, token); });
       return waiter_id;
@@ -129,28 +130,66 @@ void Core::onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr
       if (token.ok()) deleteLock(name, *token, nullptr);
       return;
     }
+    if (token.ok() && it->second.epoch == link_.epoch && link_.state == backend::LinkState::kSuspended) {
+      // Granted in the session the wait began in, before the link is known
+      // again (the first session is back, the watch session not yet): held
+      // until the reconnect verifies it, so that a blip costs the waiter
+      // neither its turn nor its place; an expiry fails it.
+      it->second.granted = *token;
+      return;
+    }
     PendingAcquire pending = std::move(it->second);
     locks_.waiting.erase(it);
     // endSession answers a session's waiters before it goes, so it is here.
-    Session& session = mustFind(sessions_.live, pending.session_id);
-    session.waits.erase(name);
+    mustFind(sessions_.live, pending.session_id).waits.erase(name);
     if (!token.ok()) {
       deferred.push_back([reply = pending.reply, status = clientStatus(token.status())] { reply(status); });
     } else if (pending.epoch != link_.epoch || link_.state != backend::LinkState::kConnected) {
-      // The coordinator session the lock was granted in is in doubt or gone:
-      // never answer "acquired" then (etcd #11456).
+      // The coordinator session the lock was granted in is gone: never
+      // answer "acquired" then (etcd #11456).
       deleteLock(name, *token, nullptr);
       deferred.push_back(
           [reply = pending.reply] { reply(absl::UnavailableError("coordinator link lost while acquiring; retry")); });
     } else {
-      session.locks[name] = HeldLock{*token, false};
-      locks_.holders[{name, *token}] = session.id;
-      calls_[waiter_id] = Call{false, true, false, session.id, name, *token};
-      sendLock(session, name, LockState::kHeld, *token, "");
-      deferred.push_back([reply = pending.reply, t = *token] { reply(t); });
+      grantAcquire(waiter_id, pending, *token, deferred);
     }
   }
   for (auto& fn : deferred) fn();
+}
+
+void Core::onGrantVerified(int64_t waiter_id, int64_t token, absl::StatusOr<bool> holds) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = locks_.waiting.find(waiter_id);
+    if (it == locks_.waiting.end() || it->second.granted != token) return;
+    it->second.verifying = false;
+    // Suspended again: the next reconnect verifies it, an expiry fails it.
+    if (link_.state != backend::LinkState::kConnected) return;
+    if (!holds.ok()) return verifyAgainLater();
+    PendingAcquire pending = std::move(it->second);
+    locks_.waiting.erase(it);
+    mustFind(sessions_.live, pending.session_id).waits.erase(pending.name);
+    if (*holds) {
+      grantAcquire(waiter_id, pending, token, deferred);
+    } else {
+      deferred.push_back([reply = pending.reply, name = pending.name] {
+        reply(absl::UnavailableError(
+            absl::StrCat("lock '", name,
+                         "' was granted while the coordinator link was suspended and lost before it was back; retry")));
+      });
+    }
+  }
+  for (auto& fn : deferred) fn();
+}
+
+void Core::grantAcquire(int64_t waiter_id, const PendingAcquire& pending, int64_t token, Deferred& deferred) {
+  Session& session = mustFind(sessions_.live, pending.session_id);
+  session.locks[pending.name] = HeldLock{token, false};
+  locks_.holders[{pending.name, token}] = session.id;
+  calls_[waiter_id] = Call{false, true, false, session.id, pending.name, token};
+  sendLock(session, pending.name, LockState::kHeld, token, "");
+  deferred.push_back([reply = pending.reply, token] { reply(token); });
 }
 
 void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) {
@@ -160,9 +199,13 @@ void Core::finishAcquire(int64_t waiter_id, absl::Status status, Deferred& defer
   locks_.waiting.erase(it);
   auto session = sessions_.live.find(pending.session_id);
   if (session != sessions_.live.end()) session->second.waits.erase(pending.name);
-  // If the lock was granted meanwhile, onAcquired finds no waiter and gives
-  // it back.
-  removeWaiter(pending.name, waiter_id);
+  if (pending.granted) {
+    deleteLock(pending.name, *pending.granted, nullptr);  // granted, never told: given back
+  } else {
+    // If the lock is granted meanwhile, onAcquired finds no waiter and gives
+    // it back.
+    removeWaiter(pending.name, waiter_id);
+  }
   deferred.push_back([reply = pending.reply, status] { reply(status); });
 }
 

@@ -165,6 +165,66 @@ TEST_CASE("a waiter whose turn meets a lost answer keeps its FIFO place", "[lock
   CHECK(*next > *token);
 }
 
+TEST_CASE("a waiter granted before the watch session is back is answered once the link is known", "[locks][link]") {
+  // The first session is back and the waiter's turn comes; the watch session
+  // is not back yet, so the link is still SUSPENDED when the grant arrives.
+  // The grant waits for the link: verified after the reconnect, it holds;
+  // lost meanwhile, or gone with an expired session, the waiter is told to
+  // retry and nothing is left held.
+  auto store = newKeeper();
+  const backend::recipes::Layout layout("");
+  Daemon d1(store);
+  Daemon d2(store);
+  auto holder = d1.open("holder");
+  REQUIRE(d1.tryAcquire(holder, "job")->acquired);
+  auto waiter = d2.open("waiter");
+  auto reply = d2.acquireAsync(waiter, "job", 10000ms);
+  REQUIRE(eventually([&] {
+    auto queue = store->peek(layout.waiterQueue("job"));
+    return queue && queue->children.size() == 1;
+  }));
+  d2.suspend();
+  d2.waitLink(backend::LinkState::kSuspended);
+  REQUIRE(d1.release(holder, "job").ok());
+  store->reconnect(d2.keeperSession());
+  REQUIRE(eventually([&] { return store->peek(layout.waiterQueue("job"))->children.empty(); }));  // its turn came
+  CHECK(reply.wait_for(50ms) == std::future_status::timeout);  // not answered while the link is in doubt
+  auto other = d1.open("other");
+
+  SECTION("the watch session comes back: it holds") {
+    store->reconnect(d2.watchSession());
+    REQUIRE(reply.wait_for(2s) == std::future_status::ready);
+    auto token = reply.get();
+    REQUIRE(token.ok());
+    CHECK(d2.core.check(waiter.id, "job")->state == LockState::kHeld);
+    CHECK(waiter.events->waitLock("job", LockState::kHeld).has_value());
+    CHECK_FALSE(d1.tryAcquire(other, "job")->acquired);
+  }
+  SECTION("an admin force-releases it meanwhile: retry") {
+    REQUIRE(await<backend::LockHolder>([&](auto cb) { d1.backend.forceUnlock("job", cb); }).ok());
+    store->reconnect(d2.watchSession());
+    REQUIRE(reply.wait_for(2s) == std::future_status::ready);
+    auto token = reply.get();
+    CHECK(absl::IsUnavailable(token.status()));
+    CHECK(d2.core.check(waiter.id, "job")->state == LockState::kNotHeld);
+    CHECK(d1.tryAcquire(other, "job")->acquired);
+  }
+  SECTION("the session expires meanwhile: retry") {
+    store->expire(d2.keeperSession());
+    REQUIRE(reply.wait_for(2s) == std::future_status::ready);
+    CHECK(absl::IsUnavailable(reply.get().status()));
+    CHECK(d2.core.check(waiter.id, "job")->state == LockState::kNotHeld);
+    CHECK(d1.tryAcquire(other, "job")->acquired);
+  }
+  SECTION("the waiter gives up meanwhile: the lock is given back") {
+    REQUIRE(d2.close(waiter).ok());
+    REQUIRE(reply.wait_for(2s) == std::future_status::ready);
+    CHECK_FALSE(reply.get().ok());
+    store->reconnect(d2.watchSession());
+    CHECK(eventually([&] { return d1.tryAcquire(other, "job")->acquired; }));
+  }
+}
+
 TEST_CASE("a timed-out acquire leaves no waiter behind", "[locks]") {
   Daemon d(newKeeper());
   auto a = d.open();
