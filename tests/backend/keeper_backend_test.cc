@@ -70,6 +70,70 @@ struct KeeperCalls {
   std::vector<std::string> first, watcher;
 };
 
+// A session whose exists calls wait until the test lets them go: a watch
+// that is being set.
+class HoldingKeeper : public keeper::Keeper {
+ public:
+  HoldingKeeper(std::unique_ptr<keeper::Keeper> inner, Post post,
+                std::shared_ptr<std::vector<std::function<void()>>> held, std::shared_ptr<std::mutex> mu)
+      : inner_(std::move(inner)), post_(std::move(post)), held_(std::move(held)), mu_(std::move(mu)) {}
+  void create(const std::string& path, const std::string& data, keeper::CreateMode mode, Done done) override {
+    inner_->create(path, data, mode, std::move(done));
+  }
+  void get(const std::string& path, Done done) override { inner_->get(path, std::move(done)); }
+  void exists(const std::string& path, Watch watch, Done done) override {
+    std::lock_guard<std::mutex> lock(*mu_);
+    held_->push_back([this, path, watch = std::move(watch), done = std::move(done)]() mutable {
+      post_([this, path, watch = std::move(watch), done = std::move(done)]() mutable {
+        inner_->exists(path, std::move(watch), std::move(done));
+      });
+    });
+  }
+  void children(const std::string& path, Watch watch, Done done) override {
+    inner_->children(path, std::move(watch), std::move(done));
+  }
+  void remove(const std::string& path, int32_t version, Done done) override {
+    inner_->remove(path, version, std::move(done));
+  }
+  void sync(const std::string& path, Done done) override { inner_->sync(path, std::move(done)); }
+  void multi(std::vector<keeper::Op> ops, Done done) override { inner_->multi(std::move(ops), std::move(done)); }
+  int64_t sessionId() const override { return inner_->sessionId(); }
+  int64_t negotiatedTimeoutMs() const override { return inner_->negotiatedTimeoutMs(); }
+  std::string server() const override { return inner_->server(); }
+
+ private:
+  const std::unique_ptr<keeper::Keeper> inner_;
+  const Post post_;
+  const std::shared_ptr<std::vector<std::function<void()>>> held_;
+  const std::shared_ptr<std::mutex> mu_;
+};
+
+struct HeldExists {
+  keeper::KeeperFactory wrap(keeper::KeeperFactory open) {
+    return [this, open](keeper::Keeper::Post post,
+                        keeper::Keeper::SessionWatch watch) -> absl::StatusOr<std::unique_ptr<keeper::Keeper>> {
+      auto inner = open(post, std::move(watch));
+      if (!inner.ok()) return inner.status();
+      return std::make_unique<HoldingKeeper>(std::move(*inner), post, held, mu);
+    };
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(*mu);
+    return held->size();
+  }
+  void letGo() {
+    std::vector<std::function<void()>> calls;
+    {
+      std::lock_guard<std::mutex> lock(*mu);
+      calls.swap(*held);
+    }
+    for (auto& call : calls) call();
+  }
+
+  std::shared_ptr<std::vector<std::function<void()>>> held = std::make_shared<std::vector<std::function<void()>>>();
+  std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
+};
+
 }  // namespace
 
 TEST_CASE("keeper backend: Release of a watched lock is one delete - no read waits in the first session", "[recipes]") {
@@ -109,6 +173,69 @@ TEST_CASE("keeper backend: Release of a watched lock is one delete - no read wai
       CHECK(call.rfind("delete", 0) != 0);
       CHECK(call.rfind("multi", 0) != 0);
     }
+    CHECK(memory_keeper->peek(path));
+  }
+  backend.stop();
+}
+
+TEST_CASE("keeper backend: a Release while the watch is being set waits for its answer - no read in the first session",
+          "[recipes]") {
+  auto memory_keeper = std::make_shared<keeper::MemoryKeeper>();
+  recipes::KeeperOptions options = memory::embeddedOptions(memory_keeper);
+  options.metrics = std::make_shared<coordd::metrics::DaemonMetrics>();
+  KeeperCalls calls;
+  HeldExists hold;
+  options.open_watch_session = calls.wrap(hold.wrap(options.open_session), &calls.watcher);
+  options.open_session = calls.wrap(options.open_session, &calls.first);
+  recipes::KeeperBackend backend(std::move(options));
+  LinkListener listener;
+  backend.start(&listener);
+  while (!listener.connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  const std::string path = recipes::Layout("").lock("job");
+  const OwnerRecord owner{std::string(32, 'a'), "session", "test", {}};
+  auto held = await<absl::StatusOr<TryLockResult>>([&](auto done) { backend.tryLock("job", owner, done); });
+  REQUIRE(held.ok());
+  REQUIRE(held->acquired);
+  for (int i = 0; i < 30000 && hold.count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(hold.count() == 1);  // the watch's exists, held
+  calls.take(&calls.first);
+
+  std::mutex mu;
+  std::optional<absl::Status> released;
+  backend.unlock("job", held->token, [&](absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu);
+    released = status;
+  });
+  const auto answered = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return released.has_value();
+  };
+
+  SECTION("the watch finds the node ours: one delete") {
+    hold.letGo();
+    for (int i = 0; i < 30000 && !answered(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(answered());
+    CHECK(released->ok());
+    CHECK(calls.take(&calls.first) == std::vector<std::string>{"delete " + path + " ok"});
+    CHECK_FALSE(memory_keeper->peek(path));
+  }
+  SECTION("the node is another's by then: nothing deleted, NOT_FOUND") {
+    // An admin frees the lock and another session takes it.
+    auto other = memory_keeper->open([](std::function<void()> task) { task(); }, [](keeper::SessionState) {});
+    std::atomic<int> steps{0};
+    other->remove(path, -1, [&](const keeper::Result& r) {
+      if (r.code == keeper::Code::kOk) ++steps;
+    });
+    other->create(path, "", keeper::CreateMode::kEphemeral, [&](const keeper::Result& r) {
+      if (r.code == keeper::Code::kOk) ++steps;
+    });
+    REQUIRE(steps == 2);
+    hold.letGo();
+    for (int i = 0; i < 30000 && !answered(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(answered());
+    CHECK(absl::IsNotFound(*released));
+    for (const auto& call : calls.take(&calls.first)) CHECK(call.rfind("delete", 0) != 0);
     CHECK(memory_keeper->peek(path));
   }
   backend.stop();

@@ -49,6 +49,7 @@ void KeeperBackend::stop() {
     auto waiters = std::move(waiters_);
     waiters_.clear();
     for (auto& [id, waiter] : waiters) waiter.done(absl::UnavailableError("daemon shutting down"));
+    for (auto& release : parkedReleases()) release(absl::UnavailableError("daemon shutting down"));
     for (auto& [term, held] : candidates_) {
       auto callers = std::move(held.awaiting);
       held.awaiting.clear();
@@ -230,6 +231,7 @@ void KeeperBackend::expire(const std::string& why) {
   ++generation_;  // completions of the old session now answer Aborted
   auto waiters = std::move(waiters_);
   waiters_.clear();
+  std::vector<Done> releases = parkedReleases();
   locks_.clear();
   auto candidates = std::move(candidates_);
   candidates_.clear();
@@ -243,6 +245,7 @@ void KeeperBackend::expire(const std::string& why) {
   hold_deadline_ns_.store(0);
   zk_.reset();
   for (auto& [id, waiter] : waiters) waiter.done(expired());
+  for (auto& release : releases) release(expired());
   for (auto& [term, held] : candidates) {
     for (auto& caller : held.awaiting) caller.done(expired());
   }

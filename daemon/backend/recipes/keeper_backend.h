@@ -131,6 +131,8 @@ class KeeperBackend : public Backend {
     int32_t version = 0;  // the node's: 1 for the one a multi's set made, else 0
     int64_t round = 0;
     bool armed = false;
+    bool arming = false;     // its watch's exists is in flight
+    Done release = nullptr;  // a Release that came meanwhile: it goes once that is answered
   };
   struct Waiter {
     std::string name;
@@ -227,6 +229,13 @@ class KeeperBackend : public Backend {
   void holdLock(const std::string& name, const std::string& path, const Stat& created);
   // Sets the held lock's watch in the watch session, if it is up.
   void watchLock(const std::string& name);
+  // Deletes a held lock's node: at once if its watch is set, after a read
+  // that it is ours otherwise.
+  void releaseHeld(std::map<std::string, HeldLock>::iterator it, Done done);
+  // A Release that waited for the watch's answer goes, if that is in.
+  void settleRelease(const std::string& name);
+  // Takes the Releases waiting for a watch's answer, to answer them.
+  std::vector<Done> parkedReleases();
   // Deletes the lock node if it is this session's with czxid `token`.
   void removeIfOwned(const std::string& name, int64_t token, Done done);
   void evaluateWaiter(int64_t waiter_id);

@@ -44,25 +44,52 @@ void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
   whenConnected(done, [this, name, token, done] {
     auto it = locks_.find(name);
     if (it == locks_.end() || it->second.token != token) return removeIfOwned(name, token, done);
-    const bool watched = it->second.armed && watcher_up_;
-    const std::string path = it->second.path;
-    const int32_t version = it->second.version;
-    locks_.erase(it);
-    // Unwatched, a foreign delete may have gone unheard: check first.
-    if (!watched) return removeIfOwned(name, token, done);
-    // Watched, the hold is known to be ours until a delete's event says
-    // otherwise: one delete, no read. ZooKeeper deletes by version only (and
-    // lock nodes have version 0 or 1), so another's node of the same version
-    // whose event is still on its way (an admin freed the lock and another
-    // daemon took it, within this round trip) goes too, and that holder's
-    // watch tells it LOST (RELIABILITY.md).
-    zk_->remove(path, version, [this, name, token, path, done](const Result& r) {
-      noteIfUncertain(r.code, path);  // lost: the reconciler deletes it if it is still ours
-      if (r.code == Code::kOk) return done(absl::OkStatus());
-      if (r.code == Code::kNoNode || r.code == Code::kBadVersion) return done(notHeld(name, token));
-      done(toStatus(r.code, "lock " + name));
-    });
+    if (it->second.arming && !it->second.release) {
+      // The watch's exists is on its way (a Release right after the
+      // acquire): its answer tells whether the node is still ours, sooner
+      // than a read in the first session would.
+      it->second.release = done;
+      return;
+    }
+    releaseHeld(it, done);
   });
+}
+
+void KeeperBackend::releaseHeld(std::map<std::string, HeldLock>::iterator it, Done done) {
+  const std::string name = it->first;
+  const int64_t token = it->second.token;
+  const bool watched = it->second.armed && watcher_up_;
+  const std::string path = it->second.path;
+  const int32_t version = it->second.version;
+  locks_.erase(it);
+  // Unwatched, a foreign delete may have gone unheard: check first.
+  if (!watched) return removeIfOwned(name, token, done);
+  // Watched, the hold is known to be ours until a delete's event says
+  // otherwise: one delete, no read. ZooKeeper deletes by version only (and
+  // lock nodes have version 0 or 1), so another's node of the same version
+  // whose event is still on its way (an admin freed the lock and another
+  // daemon took it, within this round trip) goes too, and that holder's
+  // watch tells it LOST (RELIABILITY.md).
+  zk_->remove(path, version, [this, name, token, path, done](const Result& r) {
+    noteIfUncertain(r.code, path);  // lost: the reconciler deletes it if it is still ours
+    if (r.code == Code::kOk) return done(absl::OkStatus());
+    if (r.code == Code::kNoNode || r.code == Code::kBadVersion) return done(notHeld(name, token));
+    done(toStatus(r.code, "lock " + name));
+  });
+}
+
+std::vector<Done> KeeperBackend::parkedReleases() {
+  std::vector<Done> releases;
+  for (auto& [name, held] : locks_) {
+    if (held.release) releases.push_back(std::exchange(held.release, nullptr));
+  }
+  return releases;
+}
+
+void KeeperBackend::settleRelease(const std::string& name) {
+  auto it = locks_.find(name);
+  if (it == locks_.end() || it->second.arming || !it->second.release) return;
+  releaseHeld(it, std::exchange(it->second.release, nullptr));
 }
 
 void KeeperBackend::removeIfOwned(const std::string& name, int64_t token, Done done) {

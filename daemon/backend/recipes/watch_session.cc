@@ -105,9 +105,16 @@ void KeeperBackend::onWatcherSession(int64_t generation, SessionState state) {
       // It held nothing: only its watches are gone, set again in the next one.
       spdlog::warn("{}: the watch session ended ({}); opening a new one", options_.kind,
                    state == SessionState::kExpired ? "expired" : "credentials refused");
-      for (auto& [name, held] : locks_) held.armed = false;
+      // Its answers will not come: a Release waiting for one goes now.
+      std::vector<std::string> waiting;
+      for (auto& [name, held] : locks_) {
+        held.armed = false;
+        held.arming = false;
+        if (held.release) waiting.push_back(name);
+      }
       watcherUp(false);
       watcher_.reset();
+      for (const auto& name : waiting) settleRelease(name);
       {
         std::lock_guard<std::mutex> lock(info_mu_);
         info_.watch_session.clear();
@@ -137,7 +144,8 @@ void KeeperBackend::watchLock(const std::string& name) {
   auto it = locks_.find(name);
   if (it == locks_.end()) return;
   it->second.armed = false;  // set again once both sessions are up
-  if (!watcher_up_) return;
+  it->second.arming = watcher_up_;
+  if (!watcher_up_) return settleRelease(name);
   const std::string path = it->second.path;
   const int64_t token = it->second.token;
   // The lock, if this is still its latest watch.
@@ -149,10 +157,14 @@ void KeeperBackend::watchLock(const std::string& name) {
   // reconnect, which watches the lock again (rearmAll).
   auto lost = [this, name, path, token, current]() {
     owned(path, token, [this, name, token, current](Code rc, bool mine, const Stat&) {
-      if (current() == nullptr || (rc != Code::kOk && rc != Code::kNoNode)) return;
+      HeldLock* held = current();
+      if (held == nullptr) return;
+      if (rc != Code::kOk && rc != Code::kNoNode) return settleRelease(name);
       if (mine) return watchLock(name);
+      Done release = std::move(held->release);
       locks_.erase(name);
       listener_->onLockLost(name, token, absl::StrCat("lock node deleted in ", options_.name));
+      if (release) release(notHeld(name, token));
     });
   };
   // The watch session must see the node the first one made. On the same
@@ -171,14 +183,16 @@ void KeeperBackend::watchLock(const std::string& name) {
         if (type == WatchEvent::kDeleted) return lost();
         watchLock(name);  // changed: watch again
       },
-      [this, token, current, lost](const Result& r) {
+      [this, name, token, current, lost](const Result& r) {
         HeldLock* held = current();
         if (held == nullptr) return;
+        held->arming = false;
         // Gone before the watch was set, or deleted and created anew by
         // someone else (ABA): the watch would sit on another's node.
         if (r.code == Code::kNoNode) return lost();
         if (r.code == Code::kOk && !isOurs(r.stat, token)) return lost();
         held->armed = r.code == Code::kOk;
+        settleRelease(name);
       });
 }
 
