@@ -38,6 +38,9 @@ nlohmann::json ownerJson(const Owner& owner) {
 }
 
 std::string ownerText(const Owner& owner) {
+  if (owner.owner.empty() && owner.session_id.empty() && owner.node_id.empty()) {
+    return "a holder not known (the lock changed hands while it was read)";
+  }
   return absl::StrCat(owner.owner.empty() ? "?" : owner.owner, " (session ", owner.session_id, ", node ", owner.node_id,
                       ")");
 }

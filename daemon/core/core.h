@@ -164,6 +164,12 @@ class Core : private backend::Listener {
     std::map<std::string, Candidacy> candidacies;
     size_t holds() const { return locks.size() + waits.size() + tries.size() + candidacies.size(); }
   };
+  struct PendingTry {
+    std::string session_id;
+    std::string name;
+    int64_t call_id = 0;
+    Reply<TryAcquireResult> reply;
+  };
   struct PendingAcquire {
     std::string session_id;
     std::string name;
@@ -207,6 +213,9 @@ class Core : private backend::Listener {
   absl::Status admitHold(const Session& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status serving() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   backend::OwnerRecord ownerOf(const Session& session) const;
+  // The hold of lock `name` by a session of this daemon, unless it is in
+  // doubt: a TryAcquire of it is answered without a round trip.
+  std::optional<backend::LockHolder> localHolder(const std::string& name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void send(Session& session, Event event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void sendLock(Session& session, const std::string& name, LockState state, int64_t token, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -232,6 +241,13 @@ class Core : private backend::Listener {
   void removeWaiter(const std::string& name, int64_t waiter_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onDeleted(const Orphan& orphan, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void finishAcquire(int64_t waiter_id, absl::Status status, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a TryAcquire to the coordinator, or answers it here: held through
+  // this daemon, or granted to another session's attempt in flight.
+  void startTry(PendingTry attempt, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void onTried(const PendingTry& attempt, int64_t epoch, absl::StatusOr<backend::TryLockResult> result)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void answerTry(const PendingTry& attempt, absl::StatusOr<TryAcquireResult> result, Deferred& deferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onAcquired(int64_t waiter_id, const std::string& name, absl::StatusOr<int64_t> token) ABSL_LOCKS_EXCLUDED(mu_);
   // A grant held back while the link was suspended, verified once it is back.
   void onGrantVerified(int64_t waiter_id, int64_t token, absl::StatusOr<bool> holds) ABSL_LOCKS_EXCLUDED(mu_);
@@ -300,6 +316,9 @@ class Core : private backend::Listener {
   };
   struct LockTable {
     std::map<int64_t, PendingAcquire> waiting;  // blocking acquires, by waiter id
+    // Lock name -> the TryAcquires of it asked while another one of it is
+    // in flight (the key is there while one is).
+    std::map<std::string, std::vector<PendingTry>> trying;
     // (name, token) -> session id, for notifications from the coordinator.
     std::map<std::pair<std::string, int64_t>, std::string> holders;
   };

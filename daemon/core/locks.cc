@@ -1,4 +1,6 @@
 // Core: locks of client sessions.
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "coordd/check.h"
 #include "core/core.h"
@@ -28,64 +30,124 @@ int64_t Core::tryAcquire(const std::string& session_id, const std::string& name,
     reply(refused);
     return 0;
   }
+  Deferred deferred;
+  int64_t call_id = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto session = admitLock(session_id, name);
     if (!session.ok()) {
-      refused = session.status();
+      deferred.push_back([reply, status = session.status()] { reply(status); });
     } else {
-      int64_t epoch = link_.epoch;
-      const int64_t call_id = next_id_++;
+      call_id = next_id_++;
       calls_[call_id] = Call{};
       (*session)->tries.insert(name);
-      backend_.tryLock(
-          name, ownerOf(**session),
-          [this, session_id, name, epoch, call_id, reply](absl::StatusOr<backend::TryLockResult> result) {
-            Deferred deferred;
-            {
-              std::lock_guard<std::mutex> lock(mu_);
-              auto it = sessions_.live.find(session_id);
-              if (it != sessions_.live.end()) it->second.tries.erase(name);
-              auto call = calls_.find(call_id);
-              const bool cancelled = call == calls_.end() || call->second.cancelled;
-              // Only a grant is left for callAnswered or cancelCall to end.
-              if (call != calls_.end()) calls_.erase(call);
-              if (!result.ok()) {
-                deferred.push_back([reply, status = clientStatus(result.status())] { reply(status); });
-              } else if (!result->acquired) {
-                deferred.push_back([reply, holder = result->holder] { reply(TryAcquireResult{false, 0, holder}); });
-              } else {
-                absl::Status gone;
-                if (it == sessions_.live.end()) {
-                  gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
-                } else if (epoch != link_.epoch || link_.state != backend::LinkState::kConnected) {
-                  gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
-                } else if (cancelled) {
-                  gone = absl::CancelledError("the caller gave up");
-                }
-                if (!gone.ok()) {
-                  // Given back whatever happened meanwhile: the
-                  // delete checks the token and session.
-                  deleteLock(name, result->token, nullptr);
-                  deferred.push_back([reply, gone] { reply(gone); });
-                } else {
-                  it->second.locks[name] = HeldLock{result->token, false};
-                  locks_.holders[{name, result->token}] = session_id;
-                  calls_[call_id] = Call{false, true, false, session_id, name, result->token};
-                  sendLock(it->second, name, LockState::kHeld, result->token, "");
-                  deferred.push_back([reply, token = result->token] {
-                    reply(TryAcquireResult{true, token, std::nullopt});
-                  });
-                }
-              }
-            }
-            for (auto& fn : deferred) fn();
-          });
-      return call_id;
+      startTry(PendingTry{session_id, name, call_id, reply}, deferred);
     }
   }
-  reply(refused);
-  return 0;
+  for (auto& fn : deferred) fn();
+  return call_id;
+}
+
+void Core::startTry(PendingTry attempt, Deferred& deferred) {
+  if (std::optional<backend::LockHolder> holder = localHolder(attempt.name)) {
+    // Held through this daemon: the answer needs no round trip.
+    return answerTry(attempt, TryAcquireResult{false, 0, std::move(holder)}, deferred);
+  }
+  auto [queue, first] = locks_.trying.try_emplace(attempt.name);
+  if (!first) {
+    // Another session's attempt at it is in flight: if that one gets it,
+    // this one is answered with it as the holder, else it goes on its own.
+    queue->second.push_back(std::move(attempt));
+    return;
+  }
+  const Session& session = mustFind(sessions_.live, attempt.session_id);
+  backend_.tryLock(attempt.name, ownerOf(session),
+                   [this, attempt, epoch = link_.epoch](absl::StatusOr<backend::TryLockResult> result) {
+                     onTried(attempt, epoch, std::move(result));
+                   });
+}
+
+void Core::onTried(const PendingTry& attempt, int64_t epoch, absl::StatusOr<backend::TryLockResult> result) {
+  Deferred deferred;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<PendingTry> queued = std::move(locks_.trying[attempt.name]);
+    locks_.trying.erase(attempt.name);
+    auto it = sessions_.live.find(attempt.session_id);
+    if (it != sessions_.live.end()) it->second.tries.erase(attempt.name);
+    auto call = calls_.find(attempt.call_id);
+    const bool cancelled = call == calls_.end() || call->second.cancelled;
+    // Only a grant is left for callAnswered or cancelCall to end.
+    if (call != calls_.end()) calls_.erase(call);
+    std::optional<backend::LockHolder> granted;
+    if (!result.ok()) {
+      deferred.push_back([reply = attempt.reply, status = clientStatus(result.status())] { reply(status); });
+    } else if (!result->acquired) {
+      deferred.push_back([reply = attempt.reply, holder = result->holder] {
+        reply(TryAcquireResult{false, 0, holder});
+      });
+    } else {
+      absl::Status gone;
+      if (it == sessions_.live.end()) {
+        gone = absl::FailedPreconditionError("session_id: the session ended meanwhile");
+      } else if (epoch != link_.epoch || link_.state != backend::LinkState::kConnected) {
+        gone = absl::UnavailableError("coordinator link lost while acquiring; retry");
+      } else if (cancelled) {
+        gone = absl::CancelledError("the caller gave up");
+      }
+      if (!gone.ok()) {
+        // Given back whatever happened meanwhile: the delete checks the
+        // token and session.
+        deleteLock(attempt.name, result->token, nullptr);
+        deferred.push_back([reply = attempt.reply, gone] { reply(gone); });
+      } else {
+        it->second.locks[attempt.name] = HeldLock{result->token, false};
+        locks_.holders[{attempt.name, result->token}] = attempt.session_id;
+        calls_[attempt.call_id] = Call{false, true, false, attempt.session_id, attempt.name, result->token};
+        sendLock(it->second, attempt.name, LockState::kHeld, result->token, "");
+        deferred.push_back([reply = attempt.reply, token = result->token] {
+          reply(TryAcquireResult{true, token, std::nullopt});
+        });
+        granted = backend::LockHolder{ownerOf(it->second), result->token};
+      }
+    }
+    for (PendingTry& next : queued) {
+      auto session = sessions_.live.find(next.session_id);
+      auto next_call = calls_.find(next.call_id);
+      if (granted) {
+        // Asked before this grant was answered, while it was in flight:
+        // the lock was held by the time of that answer.
+        answerTry(next, TryAcquireResult{false, 0, granted}, deferred);
+      } else if (session == sessions_.live.end()) {
+        answerTry(next, absl::FailedPreconditionError("session_id: the session ended meanwhile"), deferred);
+      } else if (next_call == calls_.end() || next_call->second.cancelled) {
+        answerTry(next, absl::CancelledError("the caller gave up"), deferred);
+      } else {
+        startTry(std::move(next), deferred);
+      }
+    }
+  }
+  for (auto& fn : deferred) fn();
+}
+
+void Core::answerTry(const PendingTry& attempt, absl::StatusOr<TryAcquireResult> result, Deferred& deferred) {
+  auto session = sessions_.live.find(attempt.session_id);
+  if (session != sessions_.live.end()) session->second.tries.erase(attempt.name);
+  calls_.erase(attempt.call_id);
+  deferred.push_back([reply = attempt.reply, result = std::move(result)] { reply(result); });
+}
+
+std::optional<backend::LockHolder> Core::localHolder(const std::string& name) const {
+  auto it = locks_.holders.lower_bound({name, std::numeric_limits<int64_t>::min()});
+  if (it == locks_.holders.end() || it->first.first != name) return std::nullopt;
+  auto session = sessions_.live.find(it->second);
+  if (session == sessions_.live.end()) return std::nullopt;
+  auto held = session->second.locks.find(name);
+  // A hold in doubt (the link was lost, it is being verified) may be gone.
+  if (held == session->second.locks.end() || held->second.token != it->first.second || held->second.suspended) {
+    return std::nullopt;
+  }
+  return backend::LockHolder{ownerOf(session->second), held->second.token};
 }
 
 int64_t Core::acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,

@@ -36,6 +36,111 @@ TEST_CASE("tryAcquire excludes other sessions and reports the holder", "[locks]"
   CHECK(d.core.check(b.id, "job")->state == LockState::kNotHeld);
 }
 
+TEST_CASE("a TryAcquire of a lock held through the same daemon is answered there - no coordinator call", "[locks]") {
+  auto store = newKeeper();
+  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  auto creates = std::make_shared<std::atomic<int>>(0);
+  Daemon d(store, faultyBackend(store, [=](const std::string& op, const std::string& path) {
+             if (op == "create" && path == lock_path) ++*creates;
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  auto a = d.open("alpha");
+  auto b = d.open("beta");
+  auto held = d.tryAcquire(a, "job");
+  REQUIRE(held->acquired);
+  *creates = 0;  // the first made the lock's parent too
+  auto refused = d.tryAcquire(b, "job");
+  REQUIRE(refused.ok());
+  CHECK_FALSE(refused->acquired);
+  REQUIRE(refused->holder.has_value());
+  CHECK(refused->holder->owner.label == "alpha");
+  CHECK(refused->holder->token == held->token);
+  CHECK(*creates == 0);
+  // Released, it is the coordinator's to answer again.
+  REQUIRE(d.release(a, "job").ok());
+  CHECK(d.tryAcquire(b, "job")->acquired);
+  CHECK(*creates == 1);
+}
+
+TEST_CASE("TryAcquires asked while another session's is in flight wait for it - one create for all", "[locks]") {
+  // The first attempt's create is held up in the backend; the others come
+  // meanwhile. Granted, it is the holder they are told of; refused, they go
+  // on their own.
+  auto store = newKeeper();
+  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  auto creates = std::make_shared<std::atomic<int>>(0);
+  auto gate = std::make_shared<std::promise<void>>();
+  auto open = gate->get_future().share();
+  Daemon d(store, faultyBackend(store, [=](const std::string& op, const std::string& path) {
+             if (op == "create" && path == lock_path && ++*creates == 1) open.wait();
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  Daemon other(store);
+  auto rival = other.open("rival");
+  bool rival_holds = false;
+  SECTION("the first gets it") {
+    REQUIRE(other.tryAcquire(rival, "job")->acquired);  // makes the lock's parent
+    REQUIRE(other.release(rival, "job").ok());
+  }
+  SECTION("another daemon holds it") {
+    REQUIRE(other.tryAcquire(rival, "job")->acquired);
+    rival_holds = true;
+  }
+  auto first = d.open("first");
+  std::promise<absl::StatusOr<core::TryAcquireResult>> first_reply;
+  d.core.tryAcquire(first.id, "job", [&](absl::StatusOr<core::TryAcquireResult> r) { first_reply.set_value(r); });
+  REQUIRE(eventually([&] { return *creates == 1; }));  // in the backend, held up
+  std::vector<Daemon::Client> later;
+  std::vector<std::promise<absl::StatusOr<core::TryAcquireResult>>> replies(3);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    later.push_back(d.open("later"));
+    d.core.tryAcquire(later[i].id, "job",
+                      [&replies, i](absl::StatusOr<core::TryAcquireResult> r) { replies[i].set_value(r); });
+  }
+  gate->set_value();
+  auto got = first_reply.get_future().get();
+  REQUIRE(got.ok());
+  CHECK(got->acquired == !rival_holds);
+  for (auto& reply : replies) {
+    auto answer = reply.get_future().get();
+    REQUIRE(answer.ok());
+    CHECK_FALSE(answer->acquired);
+    REQUIRE(answer->holder.has_value());
+    CHECK(answer->holder->owner.label == (rival_holds ? "rival" : "first"));
+  }
+  // Granted: one create for all four. Refused: each went on its own, one at
+  // a time.
+  CHECK(*creates == (rival_holds ? 4 : 1));
+}
+
+TEST_CASE("a TryAcquire of a lock that changes hands at every look answers not acquired - not an error", "[locks]") {
+  // Each create finds the lock taken and each read of its holder finds it
+  // freed again: it was held at every try.
+  auto store = newKeeper();
+  const std::string lock_path = backend::recipes::Layout("").lock("job");
+  std::shared_ptr<backend::keeper::Keeper> rival =
+      store->open([](std::function<void()> task) { task(); }, [](backend::keeper::SessionState) {});
+  const auto take = [rival, lock_path] {
+    rival->create(lock_path, "", backend::keeper::CreateMode::kEphemeral, [](const backend::keeper::Result&) {});
+  };
+  for (size_t slash = lock_path.find('/', 1); slash != std::string::npos; slash = lock_path.find('/', slash + 1)) {
+    rival->create(lock_path.substr(0, slash), "", backend::keeper::CreateMode::kPersistent,
+                  [](const backend::keeper::Result&) {});
+  }
+  take();
+  REQUIRE(store->peek(lock_path));
+  Daemon d(store, faultyBackend(store, [=](const std::string& op, const std::string& path) {
+             if (path == lock_path && op == "create" && !store->peek(lock_path)) take();
+             if (path == lock_path && op == "get") rival->remove(lock_path, -1, [](const backend::keeper::Result&) {});
+             return backend::keeper::FaultyKeeper::Fault::kNone;
+           }));
+  auto a = d.open();
+  auto result = d.tryAcquire(a, "job");
+  REQUIRE(result.ok());
+  CHECK_FALSE(result->acquired);
+  CHECK_FALSE(result->holder.has_value());
+}
+
 TEST_CASE("a lock is not re-entrant: the same session gets ALREADY_EXISTS", "[locks]") {
   Daemon d(newKeeper());
   auto a = d.open();

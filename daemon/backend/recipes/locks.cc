@@ -24,8 +24,12 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
     if (r.code != Code::kNodeExists) return done(toStatus(r.code, "lock " + name));
     getFresh(path, [=](const Result& g) {
       if (generation != generation_) return done(expired());
-      if (g.code == Code::kNoNode && attempt < 3)
-        return attemptLock(name, owner, attempt + 1, done);  // released meanwhile
+      if (g.code == Code::kNoNode) {
+        if (attempt < 3) return attemptLock(name, owner, attempt + 1, done);  // released meanwhile
+        // Taken at every create and freed again before each read: held at
+        // every try, by whom there is no telling.
+        return done(TryLockResult{false, 0, std::nullopt});
+      }
       if (g.code != Code::kOk) return done(toStatus(g.code, "lock " + name));
       DecodedNode node = decodeNode(g.data);
       if (node.owner.node_id.empty()) node.owner.label = "(foreign node without an owner record)";
