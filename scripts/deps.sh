@@ -18,8 +18,9 @@ if [ "${1:-}" = "test" ]; then
     python3-protobuf)
 fi
 if [ "${1:-}" = "bench" ]; then
-  # coordd-bench starts its own ZooKeeper and etcd.
-  packages+=(zookeeper default-jre-headless etcd-server)
+  # coordd-bench starts its own ZooKeeper and etcd, and times etcdctl's and
+  # a kazoo script's lock commands next to coordctl's.
+  packages+=(zookeeper default-jre-headless etcd-server etcd-client python3-kazoo)
 fi
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)

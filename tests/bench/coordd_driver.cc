@@ -31,6 +31,16 @@ absl::Status CoorddLockDriver::cycle(int client) {
   return result->guard->release();
 }
 
+absl::StatusOr<bool> CoorddLockDriver::attempt(int client, int lock) {
+  absl::StatusOr<TryLockResult> result =
+      sessions_[static_cast<size_t>(client)]->tryLock(absl::StrCat("bench-contended-", lock));
+  if (!result.ok()) return result.status();
+  if (!result->acquired()) return false;
+  absl::Status released = result->guard->release();
+  if (!released.ok()) return released;
+  return true;
+}
+
 HealthCall::HealthCall(std::shared_ptr<grpc::Channel> channel) : stub_(std::move(channel)) {}
 
 HealthCall::~HealthCall() {

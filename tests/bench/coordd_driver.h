@@ -20,13 +20,14 @@ namespace coordd::bench {
 // connection to the socket), as the threads of one process would. etcd's
 // driver does the same, and the ZooKeeper driver shares one ZooKeeper
 // session, so every system gets one connection.
-class CoorddLockDriver : public LockDriver {
+class CoorddLockDriver : public TryLockDriver {
  public:
   // `address`: the daemon's socket, "unix:/path".
   explicit CoorddLockDriver(const std::string& address);
 
   void prepare(int clients) override;
   absl::Status cycle(int client) override;
+  absl::StatusOr<bool> attempt(int client, int lock) override;
 
  private:
   std::unique_ptr<Client> client_;

@@ -153,6 +153,7 @@ std::string EtcdServer::version() {
 EtcdLockDriver::EtcdLockDriver(const std::string& endpoint)
     : channel_(channelTo(endpoint)),
       leases_(etcdserverpb::Lease::NewStub(channel_)),
+      kv_(etcdserverpb::KV::NewStub(channel_)),
       locks_(v3lockpb::Lock::NewStub(channel_)) {}
 
 EtcdLockDriver::~EtcdLockDriver() {
@@ -173,6 +174,41 @@ absl::Status EtcdLockDriver::cycle(int client) {
   absl::StatusOr<std::string> key = acquire(*locks_, names_[k], lease_ids_[k]);
   if (!key.ok()) return key.status();
   return release(*locks_, *key);
+}
+
+absl::StatusOr<bool> EtcdLockDriver::attempt(int client, int lock) {
+  const std::string key = absl::StrCat("bench-contended-", lock);
+  const auto compareCreated = [&](int64_t revision) {
+    etcdserverpb::Compare compare;
+    compare.set_result(etcdserverpb::Compare::EQUAL);
+    compare.set_target(etcdserverpb::Compare::CREATE);
+    compare.set_key(key);
+    compare.set_create_revision(revision);
+    return compare;
+  };
+  etcdserverpb::TxnRequest take;
+  *take.add_compare() = compareCreated(0);
+  etcdserverpb::PutRequest* put = take.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_lease(lease_ids_[static_cast<size_t>(client)]);
+  etcdserverpb::TxnResponse taken;
+  {
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    absl::Status status = toStatus(kv_->Txn(&context, take, &taken), "Txn (take " + key + ")");
+    if (!status.ok()) return status;
+  }
+  if (!taken.succeeded()) return false;
+  etcdserverpb::TxnRequest give_back;
+  *give_back.add_compare() = compareCreated(taken.header().revision());
+  give_back.add_success()->mutable_request_delete_range()->set_key(key);
+  etcdserverpb::TxnResponse given_back;
+  grpc::ClientContext context;
+  withDeadline(context, 10s);
+  absl::Status status = toStatus(kv_->Txn(&context, give_back, &given_back), "Txn (give back " + key + ")");
+  if (!status.ok()) return status;
+  if (!given_back.succeeded()) return absl::InternalError(key + ": taken, then not ours when given back");
+  return true;
 }
 
 std::vector<double> measureEtcdFailover(const std::string& endpoint, int trials) {

@@ -42,17 +42,25 @@ class EtcdServer {
 // process.
 //
 // NOTE: all clients share one gRPC channel, as coordd's driver does.
-class EtcdLockDriver : public LockDriver {
+//
+// etcd's lock service has no try-lock (its Lock waits), so an attempt is
+// what clientv3's Mutex.TryLock does in one Txn: put the key with the
+// client's lease if it was never created; then, if that succeeded, delete
+// it in a Txn that holds only while it is that very key (its
+// create_revision).
+class EtcdLockDriver : public TryLockDriver {
  public:
   explicit EtcdLockDriver(const std::string& endpoint);
   ~EtcdLockDriver() override;
 
   void prepare(int clients) override;
   absl::Status cycle(int client) override;
+  absl::StatusOr<bool> attempt(int client, int lock) override;
 
  private:
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<etcdserverpb::Lease::Stub> leases_;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
   std::unique_ptr<v3lockpb::Lock::Stub> locks_;
   std::vector<int64_t> lease_ids_;
   std::vector<std::string> names_;

@@ -13,13 +13,15 @@ namespace coordd::bench {
 // own lock as fast as it can.
 struct CyclePoint {
   int clients = 0;
-  double seconds = 0;  // length of the measured window
-  int64_t cycles = 0;  // completed within the window
-  int64_t errors = 0;  // failed within the window (not in `cycles`)
+  double seconds = 0;    // length of the measured window
+  int64_t cycles = 0;    // completed within the window (contended: attempts answered)
+  int64_t acquired = 0;  // of those, the ones that got the lock (lock cycle: all)
+  int64_t errors = 0;    // failed within the window (not in `cycles`)
   std::string first_error;
   Percentiles latency_us;  // of the completed cycles
 
   double perSecond() const { return seconds > 0 ? static_cast<double>(cycles) / seconds : 0; }
+  double acquiredPerSecond() const { return seconds > 0 ? static_cast<double>(acquired) / seconds : 0; }
 };
 
 // Runs `clients` std::threads, one per client, each calling driver.cycle()
@@ -29,5 +31,11 @@ struct CyclePoint {
 // that ends within the next `measure` counts, by its end time.
 CyclePoint runCyclePoint(LockDriver& driver, int clients, std::chrono::milliseconds warmup,
                          std::chrono::milliseconds measure);
+
+// One point of the contended workload: `clients` threads as above, client k
+// making attempts at shared lock k % `locks` back to back. `cycles` counts
+// the attempts, `acquired` those that got the lock.
+CyclePoint runContendedPoint(TryLockDriver& driver, int clients, int locks, std::chrono::milliseconds warmup,
+                             std::chrono::milliseconds measure);
 
 }  // namespace coordd::bench

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace coordd::bench {
 
@@ -25,6 +26,18 @@ class LockDriver {
   // clients' cycles. An error if either step failed or the lock was not
   // acquired; the lock is not held afterwards either way.
   virtual absl::Status cycle(int client) = 0;
+};
+
+// A lock service whose clients also contend, as the tasks of a user do that
+// are dropped when their lock is taken: the contended workload's clients
+// share a few locks instead of one each.
+class TryLockDriver : public LockDriver {
+ public:
+  // One attempt of `client` at shared lock number `lock`: a non-blocking
+  // acquire and, if it got the lock, its release at once. True if it got
+  // the lock, false if another client held it; an error if a step failed.
+  // The lock is not held by `client` afterwards either way.
+  virtual absl::StatusOr<bool> attempt(int client, int lock) = 0;
 };
 
 }  // namespace coordd::bench

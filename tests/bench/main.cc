@@ -18,6 +18,7 @@
 #include "coordd_workloads.h"
 #include "etcd.h"
 #include "harness.h"
+#include "lock_command.h"
 #include "lock_cycle.h"
 #include "report.h"
 #include "zk_driver.h"
@@ -36,12 +37,14 @@ directly and etcd's lock service on the same workloads. Prints one table and
 writes it to DIR/bench.md and DIR/bench.json (DIR: the current directory).
 
   --quick   shorter points and fewer trials (about a minute and a half)
-  --only    some of: lock-cycle, local-calls, failover, memory
+  --only    some of: lock-cycle, contended, lock-command, local-calls, failover,
+            memory
 )";
 
 constexpr int kPrewarmClients = 16;
 
-const std::set<std::string> kWorkloads = {"lock-cycle", "local-calls", "failover", "memory"};
+const std::set<std::string> kWorkloads = {"lock-cycle",  "contended", "lock-command",
+                                          "local-calls", "failover",  "memory"};
 
 struct Options {
   bool quick = false;
@@ -80,6 +83,9 @@ Settings settingsFor(bool quick) {
   s.warmup_ms = quick ? 300 : 1000;
   s.measure_ms = quick ? 1500 : 6000;
   s.clients = {1, 16, 64, 256};
+  s.contended_clients = 64;
+  s.contended_locks = 4;
+  s.command_runs = quick ? 5 : 10;
   s.local_calls = quick ? 5000 : 20000;
   s.failover_trials = quick ? 10 : 50;
   s.etcd_failover_trials = quick ? 3 : 10;
@@ -163,6 +169,48 @@ int run(const Options& options) {
                                  point.latency_us.p50 / 1000, point.errors));
         results.cycles[system].push_back(std::move(point));
       }
+    }
+  }
+
+  if (wants("contended")) {
+    std::map<System, std::unique_ptr<TryLockDriver>> drivers;
+    drivers[System::kCoorddZk] = std::make_unique<CoorddLockDriver>(coordd_zk.address());
+    drivers[System::kCoorddEmbedded] = std::make_unique<CoorddLockDriver>(coordd_embedded.address());
+    drivers[System::kZkDirect] = std::make_unique<ZkDirectLockDriver>(zk.address());
+    drivers[System::kEtcd] = std::make_unique<EtcdLockDriver>(etcd.endpoint());
+    for (auto& [system, driver] : drivers) {
+      CyclePoint point =
+          runContendedPoint(*driver, s.contended_clients, s.contended_locks, std::chrono::milliseconds(s.warmup_ms),
+                            std::chrono::milliseconds(s.measure_ms));
+      progress(absl::StrFormat("contended: %s, %d clients on %d locks: %.0f attempts/s, %.0f acquired/s, %d errors",
+                               displayName(system), s.contended_clients, s.contended_locks, point.perSecond(),
+                               point.acquiredPerSecond(), point.errors));
+      results.contended[system] = std::move(point);
+    }
+  }
+
+  if (wants("lock-command")) {
+    const std::string name = "bench-command";
+    std::map<System, std::vector<std::string>> commands;
+    commands[System::kCoorddZk] = {COORDCTL_BIN, "--address", coordd_zk.address(), "lock", name, "--", "true"};
+    commands[System::kCoorddEmbedded] = {COORDCTL_BIN, "--address", coordd_embedded.address(), "lock", name,
+                                         "--",         "true"};
+    commands[System::kZkDirect] = {"/usr/bin/python3", KAZOO_LOCK_SCRIPT, zk.address(), name};
+    commands[System::kEtcd] = {"/usr/bin/etcdctl", "--endpoints=http://" + etcd.endpoint(), "lock", name, "true"};
+    const std::map<std::string, std::string> env = {{"ETCDCTL_API", "3"}};
+    std::map<System, std::vector<double>> samples;
+    // One untimed run each (the page cache, the servers' first connection),
+    // then the systems take turns.
+    for (int run = 0; run <= s.command_runs; ++run) {
+      for (const auto& [system, argv] : commands) {
+        const double ms = runLockCommandMs(argv, env);
+        if (run > 0) samples[system].push_back(ms);
+      }
+    }
+    for (auto& [system, ms] : samples) {
+      results.lock_command_ms[system] = percentiles(std::move(ms));
+      progress(
+          absl::StrFormat("lock command: %s median %.1f ms", displayName(system), results.lock_command_ms[system].p50));
     }
   }
 

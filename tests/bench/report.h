@@ -36,7 +36,10 @@ struct Settings {
   int warmup_ms = 0;         // per lock-cycle point, not counted
   int measure_ms = 0;        // per lock-cycle point
   std::vector<int> clients;  // lock-cycle points
-  int local_calls = 0;       // Check and Status calls each
+  int contended_clients = 0;
+  int contended_locks = 0;
+  int command_runs = 0;  // of each lock command, after one untimed
+  int local_calls = 0;   // Check and Status calls each
   int failover_trials = 0;
   int etcd_failover_trials = 0;
   int memory_sessions = 0;
@@ -50,6 +53,9 @@ struct Results {
   std::map<std::string, std::string> versions;  // product -> version
   Settings settings;
   std::map<System, std::vector<CyclePoint>> cycles;  // one per Settings::clients
+  std::map<System, CyclePoint> contended;
+  // Wall time of one lock-guarded command, in ms; kZkDirect: kazoo's.
+  std::map<System, Percentiles> lock_command_ms;
   std::map<System, LocalCallLatency> local_calls;
   std::map<System, Percentiles> failover_us;
   std::map<System, MemoryFigures> memory;

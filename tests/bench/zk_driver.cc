@@ -61,4 +61,16 @@ absl::Status ZkDirectLockDriver::cycle(int client) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> ZkDirectLockDriver::attempt(int, int lock) {
+  const std::string path = absl::StrCat(kParent, "/bench-contended-", lock);
+  int rc = zoo_create(zh_, path.c_str(), payload_.data(), static_cast<int>(payload_.size()), &ZOO_OPEN_ACL_UNSAFE,
+                      ZOO_EPHEMERAL, nullptr, 0);
+  if (rc == ZNODEEXISTS) return false;
+  if (rc != ZOK) return zkError(rc, "create " + path);
+  // All clients share the session: only the one that created it deletes it.
+  rc = zoo_delete(zh_, path.c_str(), -1);
+  if (rc != ZOK) return zkError(rc, "delete " + path);
+  return true;
+}
+
 }  // namespace coordd::bench

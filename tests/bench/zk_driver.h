@@ -22,7 +22,7 @@ namespace coordd::bench {
 // payload the size of coordd's owner record, so the server does comparable
 // work per node; they do not follow coordd's hashed layout, which a user of
 // the plain client would not write.
-class ZkDirectLockDriver : public LockDriver {
+class ZkDirectLockDriver : public TryLockDriver {
  public:
   // `address`: "host:port" of a ZooKeeper server. Connects and waits for the
   // session; throws if there is none within 10 s.
@@ -31,6 +31,8 @@ class ZkDirectLockDriver : public LockDriver {
 
   void prepare(int clients) override;
   absl::Status cycle(int client) override;
+  // Create the shared lock's node; NODEEXISTS: held by another client.
+  absl::StatusOr<bool> attempt(int client, int lock) override;
 
  private:
   static void onEvent(zhandle_t* zh, int type, int state, const char* path, void* context);
