@@ -134,76 +134,76 @@ struct HeldExists {
   std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
 };
 
+// The recipes on the in-memory keeper, each session's answers recorded in
+// `calls`, the watch session's factory wrapped by `watch_session` if given;
+// started, connected, and holding lock "job".
+struct BackendHoldingJob {
+  explicit BackendHoldingJob(std::function<keeper::KeeperFactory(keeper::KeeperFactory)> watch_session = nullptr) {
+    recipes::KeeperOptions options = memory::embeddedOptions(memory_keeper);
+    options.metrics = std::make_shared<coordd::metrics::DaemonMetrics>();
+    keeper::KeeperFactory watch_factory = watch_session ? watch_session(options.open_session) : options.open_session;
+    options.open_watch_session = calls.wrap(watch_factory, &calls.watcher);
+    options.open_session = calls.wrap(options.open_session, &calls.first);
+    backend = std::make_unique<recipes::KeeperBackend>(std::move(options));
+    backend->start(&listener);
+    while (!listener.connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const OwnerRecord owner{std::string(32, 'a'), "session", "test", {}};
+    auto held = await<absl::StatusOr<TryLockResult>>([&](auto done) { backend->tryLock("job", owner, done); });
+    REQUIRE(held.ok());
+    REQUIRE(held->acquired);
+    token = held->token;
+  }
+  ~BackendHoldingJob() { backend->stop(); }
+
+  const std::string path = recipes::Layout("").lock("job");
+  std::shared_ptr<keeper::MemoryKeeper> memory_keeper = std::make_shared<keeper::MemoryKeeper>();
+  KeeperCalls calls;
+  LinkListener listener;
+  std::unique_ptr<recipes::KeeperBackend> backend;
+  int64_t token = 0;
+};
+
 }  // namespace
 
 TEST_CASE("keeper backend: Release of a watched lock is one delete - no read waits in the first session", "[recipes]") {
-  auto memory_keeper = std::make_shared<keeper::MemoryKeeper>();
-  recipes::KeeperOptions options = memory::embeddedOptions(memory_keeper);
-  options.metrics = std::make_shared<coordd::metrics::DaemonMetrics>();
-  KeeperCalls calls;
-  options.open_watch_session = calls.wrap(options.open_session, &calls.watcher);
-  options.open_session = calls.wrap(options.open_session, &calls.first);
-  recipes::KeeperBackend backend(std::move(options));
-  LinkListener listener;
-  backend.start(&listener);
-  while (!listener.connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-
-  const std::string path = recipes::Layout("").lock("job");
-  const OwnerRecord owner{std::string(32, 'a'), "session", "test", {}};
-  auto held = await<absl::StatusOr<TryLockResult>>([&](auto done) { backend.tryLock("job", owner, done); });
-  REQUIRE(held.ok());
-  REQUIRE(held->acquired);
+  BackendHoldingJob job;
+  auto& calls = job.calls;
   // Watched once the watch session's exists is answered.
-  for (int i = 0; i < 30000 && !calls.heard(calls.watcher, "exists " + path + " ok"); ++i) {
+  for (int i = 0; i < 30000 && !calls.heard(calls.watcher, "exists " + job.path + " ok"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  REQUIRE(calls.heard(calls.watcher, "exists " + path + " ok"));
+  REQUIRE(calls.heard(calls.watcher, "exists " + job.path + " ok"));
   calls.take(&calls.first);
 
   SECTION("its own token: one delete") {
-    auto released = await<absl::Status>([&](auto done) { backend.unlock("job", held->token, done); });
+    auto released = await<absl::Status>([&](auto done) { job.backend->unlock("job", job.token, done); });
     CHECK(released.ok());
-    CHECK(calls.take(&calls.first) == std::vector<std::string>{"delete " + path + " ok"});
-    CHECK_FALSE(memory_keeper->peek(path));
+    CHECK(calls.take(&calls.first) == std::vector<std::string>{"delete " + job.path + " ok"});
+    CHECK_FALSE(job.memory_keeper->peek(job.path));
   }
   SECTION("another token: read first - the hold is not deleted") {
-    auto released = await<absl::Status>([&](auto done) { backend.unlock("job", held->token + 1, done); });
+    auto released = await<absl::Status>([&](auto done) { job.backend->unlock("job", job.token + 1, done); });
     CHECK(absl::IsNotFound(released));
     for (const auto& call : calls.take(&calls.first)) {
       CHECK(call.rfind("delete", 0) != 0);
       CHECK(call.rfind("multi", 0) != 0);
     }
-    CHECK(memory_keeper->peek(path));
+    CHECK(job.memory_keeper->peek(job.path));
   }
-  backend.stop();
 }
 
 TEST_CASE("keeper backend: a Release while the watch is being set waits for its answer - no read in the first session",
           "[recipes]") {
-  auto memory_keeper = std::make_shared<keeper::MemoryKeeper>();
-  recipes::KeeperOptions options = memory::embeddedOptions(memory_keeper);
-  options.metrics = std::make_shared<coordd::metrics::DaemonMetrics>();
-  KeeperCalls calls;
   HeldExists hold;
-  options.open_watch_session = calls.wrap(hold.wrap(options.open_session), &calls.watcher);
-  options.open_session = calls.wrap(options.open_session, &calls.first);
-  recipes::KeeperBackend backend(std::move(options));
-  LinkListener listener;
-  backend.start(&listener);
-  while (!listener.connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-
-  const std::string path = recipes::Layout("").lock("job");
-  const OwnerRecord owner{std::string(32, 'a'), "session", "test", {}};
-  auto held = await<absl::StatusOr<TryLockResult>>([&](auto done) { backend.tryLock("job", owner, done); });
-  REQUIRE(held.ok());
-  REQUIRE(held->acquired);
+  BackendHoldingJob job([&](keeper::KeeperFactory open) { return hold.wrap(std::move(open)); });
+  auto& calls = job.calls;
   for (int i = 0; i < 30000 && hold.count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   REQUIRE(hold.count() == 1);  // the watch's exists, held
   calls.take(&calls.first);
 
   std::mutex mu;
   std::optional<absl::Status> released;
-  backend.unlock("job", held->token, [&](absl::Status status) {
+  job.backend->unlock("job", job.token, [&](absl::Status status) {
     std::lock_guard<std::mutex> lock(mu);
     released = status;
   });
@@ -217,17 +217,17 @@ TEST_CASE("keeper backend: a Release while the watch is being set waits for its 
     for (int i = 0; i < 30000 && !answered(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     REQUIRE(answered());
     CHECK(released->ok());
-    CHECK(calls.take(&calls.first) == std::vector<std::string>{"delete " + path + " ok"});
-    CHECK_FALSE(memory_keeper->peek(path));
+    CHECK(calls.take(&calls.first) == std::vector<std::string>{"delete " + job.path + " ok"});
+    CHECK_FALSE(job.memory_keeper->peek(job.path));
   }
   SECTION("the node is another's by then: nothing deleted, NOT_FOUND") {
     // An admin frees the lock and another session takes it.
-    auto other = memory_keeper->open([](std::function<void()> task) { task(); }, [](keeper::SessionState) {});
+    auto other = job.memory_keeper->open([](std::function<void()> task) { task(); }, [](keeper::SessionState) {});
     std::atomic<int> steps{0};
-    other->remove(path, -1, [&](const keeper::Result& r) {
+    other->remove(job.path, -1, [&](const keeper::Result& r) {
       if (r.code == keeper::Code::kOk) ++steps;
     });
-    other->create(path, "", keeper::CreateMode::kEphemeral, [&](const keeper::Result& r) {
+    other->create(job.path, "", keeper::CreateMode::kEphemeral, [&](const keeper::Result& r) {
       if (r.code == keeper::Code::kOk) ++steps;
     });
     REQUIRE(steps == 2);
@@ -236,9 +236,8 @@ TEST_CASE("keeper backend: a Release while the watch is being set waits for its 
     REQUIRE(answered());
     CHECK(absl::IsNotFound(*released));
     for (const auto& call : calls.take(&calls.first)) CHECK(call.rfind("delete", 0) != 0);
-    CHECK(memory_keeper->peek(path));
+    CHECK(job.memory_keeper->peek(job.path));
   }
-  backend.stop();
 }
 
 TEST_CASE("keeper backend: stop() answers the calls in flight - nothing runs on the closed session", "[recipes]") {
