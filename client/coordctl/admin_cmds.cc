@@ -84,7 +84,7 @@ std::optional<int> checkSubcommand(const Invocation& invocation, std::initialize
 
 int runElections(const Invocation& invocation) {
   if (std::optional<int> bad = checkSubcommand(invocation, {"info", "step-down"}, "list")) return *bad;
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   Admin& admin = (*client)->admin();
   const std::string& sub = invocation.args[0];
@@ -144,7 +144,7 @@ int runElections(const Invocation& invocation) {
 
 int runLocks(const Invocation& invocation) {
   if (std::optional<int> bad = checkSubcommand(invocation, {"info", "release"}, "list")) return *bad;
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   Admin& admin = (*client)->admin();
   const std::string& sub = invocation.args[0];
@@ -205,7 +205,7 @@ int runLocks(const Invocation& invocation) {
 }
 
 int runMembers(const Invocation& invocation) {
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   absl::StatusOr<v1::ListMembersResponse> list = (*client)->admin().listMembers();
   if (!list.ok()) return fail("members", list.status());
@@ -225,7 +225,7 @@ int runMembers(const Invocation& invocation) {
 }
 
 int runStatus(const Invocation& invocation) {
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   absl::StatusOr<v1::DaemonStatusResponse> status = (*client)->admin().status();
   if (!status.ok()) return fail("status", status.status());

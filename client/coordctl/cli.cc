@@ -1,5 +1,11 @@
 #include "cli.h"
 
+#include <grpc/grpc.h>
+
+#include <thread>
+
+#include "absl/base/internal/cycleclock.h"
+
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -109,6 +115,16 @@ int fail(absl::string_view what, const absl::Status& status) {
   std::cerr << kProgram << ": " << what << ": " << status.message() << " (" << absl::StatusCodeToString(status.code())
             << ")\n";
   return kExitError;
+}
+
+absl::StatusOr<std::unique_ptr<Client>> connect(const Invocation& invocation) {
+  grpc_init();  // never given back: see cli.h
+  // The first time a thread queues behind another on an absl::Mutex (gRPC's
+  // threads do as they end), Abseil measures the CPU's clock rate by
+  // sleeping, 3 ms and more where no sysfs file tells it: done here, beside
+  // the command's own work instead of after it.
+  std::thread([] { absl::base_internal::CycleClock::Frequency(); }).detach();
+  return Client::connect(invocation.address);
 }
 
 int runCli(int argc, char** argv, const std::vector<Command>& commands) {

@@ -325,7 +325,7 @@ int runElect(const Invocation& invocation) {
   if (!keeper.ok()) return fail("start the watchdog", keeper.status());
   absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create((*keeper)->fd());
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   return Elector(invocation, *ttl, **waiter, **client, **keeper).run();
 }

@@ -149,7 +149,7 @@ int runLock(const Invocation& invocation) {
   if (!keeper.ok()) return fail("start the watchdog", keeper.status());
   absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create((*keeper)->fd());
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   // Sticky: a loss can come and go (suspended, then held again) between two
   // wake-ups, or in the wake-up that reaps CMD. Declared before the session,

@@ -1,10 +1,17 @@
 // coordctl: parse argv, dispatch to a command. Nothing else.
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "commands.h"
 
 int main(int argc, char** argv) {
   using namespace coordd::ctl;
-  return runCli(argc, argv,
-                {lockCommand(), electCommand(), leaderCommand(), observeCommand(), electionsCommand(), locksCommand(),
-                 membersCommand(), statusCommand()});
+  const int code = runCli(argc, argv,
+                          {lockCommand(), electCommand(), leaderCommand(), observeCommand(), electionsCommand(),
+                           locksCommand(), membersCommand(), statusCommand()});
+  // gRPC is still up (connect(), cli.h): no static destructor may run
+  // under its threads.
+  std::fflush(nullptr);
+  std::_Exit(code);
 }

@@ -41,7 +41,7 @@ Example:
 
 int runLeader(const Invocation& invocation) {
   const std::string& name = invocation.args[0];
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
   absl::StatusOr<std::optional<LeaderInfo>> leader = (*client)->leader(name);
   if (!leader.ok()) return fail(absl::StrCat("leader ", name), leader.status());
@@ -57,7 +57,7 @@ int runObserve(const Invocation& invocation) {
   const std::string& name = invocation.args[0];
   absl::StatusOr<std::unique_ptr<EventWaiter>> waiter = EventWaiter::create();
   if (!waiter.ok()) return fail("set up signal handling", waiter.status());
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::connect(invocation.address);
+  absl::StatusOr<std::unique_ptr<Client>> client = connect(invocation);
   if (!client.ok()) return fail("connect", client.status());
 
   std::mutex mu;
