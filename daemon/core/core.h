@@ -89,8 +89,9 @@ class Core : private backend::Listener {
   void closeSession(const std::string& session_id, StatusReply reply);
 
   // --- Locks ---------------------------------------------------------------
-  // TryAcquire, Acquire and Campaign return a call id, or 0 if the reply
-  // already ran, for cancelCall and callAnswered.
+  // TryAcquire, Acquire and Campaign return a call id, or 0 if it was
+  // refused at once, for cancelCall and callAnswered (a call answered
+  // already is known to neither).
   int64_t tryAcquire(const std::string& session_id, const std::string& name, Reply<TryAcquireResult> reply);
   int64_t acquire(const std::string& session_id, const std::string& name, std::chrono::milliseconds timeout,
                   Reply<int64_t> reply);
@@ -170,6 +171,10 @@ class Core : private backend::Listener {
     int64_t call_id = 0;
     Reply<TryAcquireResult> reply;
   };
+  struct TryQueue {
+    int64_t first_call = 0;  // the attempt in flight
+    std::vector<PendingTry> queued;
+  };
   struct PendingAcquire {
     std::string session_id;
     std::string name;
@@ -244,6 +249,7 @@ class Core : private backend::Listener {
   // Sends a TryAcquire to the coordinator, or answers it here: held through
   // this daemon, or granted to another session's attempt in flight.
   void startTry(PendingTry attempt, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sendTry(PendingTry attempt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void onTried(const PendingTry& attempt, int64_t epoch, absl::StatusOr<backend::TryLockResult> result)
       ABSL_LOCKS_EXCLUDED(mu_);
   void answerTry(const PendingTry& attempt, absl::StatusOr<TryAcquireResult> result, Deferred& deferred)
@@ -318,7 +324,7 @@ class Core : private backend::Listener {
     std::map<int64_t, PendingAcquire> waiting;  // blocking acquires, by waiter id
     // Lock name -> the TryAcquires of it asked while another one of it is
     // in flight (the key is there while one is).
-    std::map<std::string, std::vector<PendingTry>> trying;
+    std::map<std::string, TryQueue> trying;
     // (name, token) -> session id, for notifications from the coordinator.
     std::map<std::pair<std::string, int64_t>, std::string> holders;
   };

@@ -57,22 +57,31 @@ void Core::startTry(PendingTry attempt, Deferred& deferred) {
   if (!first) {
     // Another session's attempt at it is in flight: if that one gets it,
     // this one is answered with it as the holder, else it goes on its own.
-    queue->second.push_back(std::move(attempt));
+    queue->second.queued.push_back(std::move(attempt));
     return;
   }
+  queue->second.first_call = attempt.call_id;
+  sendTry(std::move(attempt));
+}
+
+void Core::sendTry(PendingTry attempt) {
   const Session& session = mustFind(sessions_.live, attempt.session_id);
-  backend_.tryLock(attempt.name, ownerOf(session),
-                   [this, attempt, epoch = link_.epoch](absl::StatusOr<backend::TryLockResult> result) {
-                     onTried(attempt, epoch, std::move(result));
-                   });
+  const std::string name = attempt.name;
+  backend_.tryLock(name, ownerOf(session),
+                   [this, attempt = std::move(attempt), epoch = link_.epoch](
+                       absl::StatusOr<backend::TryLockResult> result) { onTried(attempt, epoch, std::move(result)); });
 }
 
 void Core::onTried(const PendingTry& attempt, int64_t epoch, absl::StatusOr<backend::TryLockResult> result) {
   Deferred deferred;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<PendingTry> queued = std::move(locks_.trying[attempt.name]);
-    locks_.trying.erase(attempt.name);
+    std::vector<PendingTry> queued;
+    if (auto q = locks_.trying.find(attempt.name);
+        q != locks_.trying.end() && q->second.first_call == attempt.call_id) {
+      queued = std::move(q->second.queued);
+      locks_.trying.erase(q);
+    }
     auto it = sessions_.live.find(attempt.session_id);
     if (it != sessions_.live.end()) it->second.tries.erase(attempt.name);
     auto call = calls_.find(attempt.call_id);
@@ -122,8 +131,12 @@ void Core::onTried(const PendingTry& attempt, int64_t epoch, absl::StatusOr<back
         answerTry(next, absl::FailedPreconditionError("session_id: the session ended meanwhile"), deferred);
       } else if (next_call == calls_.end() || next_call->second.cancelled) {
         answerTry(next, absl::CancelledError("the caller gave up"), deferred);
+      } else if (link_.state != backend::LinkState::kConnected) {
+        answerTry(next, absl::UnavailableError("coordinator link lost while acquiring; retry"), deferred);
       } else {
-        startTry(std::move(next), deferred);
+        // All at once, as if none had waited: what this one was refused
+        // may be gone by the time they get there.
+        sendTry(std::move(next));
       }
     }
   }
@@ -143,8 +156,10 @@ std::optional<backend::LockHolder> Core::localHolder(const std::string& name) co
   auto session = sessions_.live.find(it->second);
   if (session == sessions_.live.end()) return std::nullopt;
   auto held = session->second.locks.find(name);
-  // A hold in doubt (the link was lost, it is being verified) may be gone.
-  if (held == session->second.locks.end() || held->second.token != it->first.second || held->second.suspended) {
+  // A hold in doubt (the link was lost or is not confirmed, the hold is
+  // being verified) may be gone.
+  if (held == session->second.locks.end() || held->second.token != it->first.second || held->second.suspended ||
+      !linkSure()) {
     return std::nullopt;
   }
   return backend::LockHolder{ownerOf(session->second), held->second.token};

@@ -19,10 +19,19 @@ struct LinkListener : Listener {
   void onLinkState(LinkState state) override {
     if (state == LinkState::kConnected) connected = true;
   }
-  void onLockLost(const std::string&, int64_t, const std::string&) override {}
+  void onLockLost(const std::string& name, int64_t token, const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    lost.emplace_back(name, token);
+  }
+  std::vector<std::pair<std::string, int64_t>> lostLocks() {
+    std::lock_guard<std::mutex> lock(mu);
+    return lost;
+  }
   void onCandidacyChanged(const std::string&, int64_t, bool, bool, const std::string&) override {}
   void onLeaderChanged(const std::string&, const std::optional<Candidate>&) override {}
   std::atomic<bool> connected{false};
+  std::mutex mu;
+  std::vector<std::pair<std::string, int64_t>> lost;
 };
 
 template <typename T>
@@ -238,6 +247,36 @@ TEST_CASE("keeper backend: a Release while the watch is being set waits for its 
     for (const auto& call : calls.take(&calls.first)) CHECK(call.rfind("delete", 0) != 0);
     CHECK(job.memory_keeper->peek(job.path));
   }
+}
+
+TEST_CASE(
+    "keeper backend: a lock taken again through the same daemon before its loss is heard - the older hold is "
+    "LOST and its Release answered",
+    "[recipes]") {
+  // The watch of the first hold is still being set when an admin deletes
+  // the node and this daemon creates it again for another caller.
+  HeldExists hold;
+  BackendHoldingJob job([&](keeper::KeeperFactory open) { return hold.wrap(std::move(open)); });
+  for (int i = 0; i < 30000 && hold.count() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(hold.count() == 1);
+  std::mutex mu;
+  std::optional<absl::Status> released;
+  job.backend->unlock("job", job.token, [&](absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu);
+    released = status;
+  });
+  auto admin = job.memory_keeper->open([](std::function<void()> task) { task(); }, [](keeper::SessionState) {});
+  admin->remove(job.path, -1, [](const keeper::Result&) {});
+  const OwnerRecord other{std::string(32, 'b'), "other", "test", {}};
+  auto again = await<absl::StatusOr<TryLockResult>>([&](auto done) { job.backend->tryLock("job", other, done); });
+  REQUIRE(again.ok());
+  REQUIRE(again->acquired);
+  CHECK(again->token > job.token);
+  CHECK(job.listener.lostLocks() == std::vector<std::pair<std::string, int64_t>>{{"job", job.token}});
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(released.has_value());
+  CHECK(absl::IsNotFound(*released));
+  CHECK(job.memory_keeper->peek(job.path));  // the new hold's node stays
 }
 
 TEST_CASE("keeper backend: stop() answers the calls in flight - nothing runs on the closed session", "[recipes]") {

@@ -44,10 +44,11 @@ class EtcdServer {
 // NOTE: all clients share one gRPC channel, as coordd's driver does.
 //
 // etcd's lock service has no try-lock (its Lock waits), so an attempt is
-// what clientv3's Mutex.TryLock does in one Txn: put the key with the
-// client's lease if it was never created; then, if that succeeded, delete
-// it in a Txn that holds only while it is that very key (its
-// create_revision).
+// the cheapest try-lock etcd allows, one key per lock: a Txn putting the key
+// with the client's lease if it was never created; then, if that
+// succeeded, a Txn deleting it while it is that very key (its
+// create_revision). clientv3's Mutex.TryLock puts a key per lease and reads
+// the owner, and deletes its key again when refused: more round trips.
 class EtcdLockDriver : public TryLockDriver {
  public:
   explicit EtcdLockDriver(const std::string& endpoint);

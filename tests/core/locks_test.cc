@@ -108,8 +108,7 @@ TEST_CASE("TryAcquires asked while another session's is in flight wait for it - 
     REQUIRE(answer->holder.has_value());
     CHECK(answer->holder->owner.label == (rival_holds ? "rival" : "first"));
   }
-  // Granted: one create for all four. Refused: each went on its own, one at
-  // a time.
+  // Granted: one create for all four. Refused: each went on its own.
   CHECK(*creates == (rival_holds ? 4 : 1));
 }
 

@@ -318,6 +318,8 @@ class Deploy:
             if not self.c.check(code == 0 and code_ldd == 0, path, "", f"objdump/ldd failed on {binary}: {err}"):
                 return
             where = dict(re.findall(r"^\s*(\S+) => (/\S+)", resolved, re.M))
+            # The loader, named by a binary that links part of libc statically.
+            where.update({os.path.basename(p): p for p in re.findall(r"^\s*(/\S+) \(0x", resolved, re.M)})
             for library in re.findall(r"^\s*NEEDED\s+(\S+)", dynamic, re.M):
                 if not SANITIZER_LIBRARY.match(library):
                     files[library] = where.get(library, library)

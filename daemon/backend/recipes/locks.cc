@@ -26,8 +26,8 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
       if (generation != generation_) return done(expired());
       if (g.code == Code::kNoNode) {
         if (attempt < 3) return attemptLock(name, owner, attempt + 1, done);  // released meanwhile
-        // Taken at every create and freed again before each read: held at
-        // every try, by whom there is no telling.
+        // Taken at each of its creates and freed again before each read:
+        // held at every try, by whom there is no telling.
         return done(TryLockResult{false, 0, std::nullopt});
       }
       if (g.code != Code::kOk) return done(toStatus(g.code, "lock " + name));
@@ -39,7 +39,16 @@ void KeeperBackend::attemptLock(const std::string& name, const OwnerRecord& owne
 }
 
 void KeeperBackend::holdLock(const std::string& name, const std::string& path, const Stat& created) {
+  // An older hold of this lock through this daemon is gone, or the node
+  // could not have been created again (its delete's event is still on its
+  // way): its holder is told, and a Release waiting for its watch answered.
+  std::optional<HeldLock> older;
+  if (auto it = locks_.find(name); it != locks_.end()) older = std::move(it->second);
   locks_[name] = HeldLock{path, created.czxid, created.version};
+  if (older) {
+    listener_->onLockLost(name, older->token, absl::StrCat("lock node deleted in ", options_.name));
+    if (older->release) older->release(notHeld(name, older->token));
+  }
   // Someone else deleting the node (an admin) makes the lock LOST.
   watchLock(name);
 }
@@ -60,6 +69,13 @@ void KeeperBackend::unlock(const std::string& name, int64_t token, Done done) {
 }
 
 void KeeperBackend::releaseHeld(std::map<std::string, HeldLock>::iterator it, Done done) {
+  if (Done waiting = std::exchange(it->second.release, nullptr)) {
+    // Another Release of it waited for the watch: both get this answer.
+    done = [waiting = std::move(waiting), done = std::move(done)](absl::Status status) {
+      waiting(status);
+      done(status);
+    };
+  }
   const std::string name = it->first;
   const int64_t token = it->second.token;
   const bool watched = it->second.armed && watcher_up_;
