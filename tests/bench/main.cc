@@ -114,6 +114,19 @@ std::vector<std::string> zkDaemonArgs(const e2e::ZooKeeper& zk, const std::strin
   return {"--zookeeper", zk.address() + chroot, "--session-timeout", "10s"};
 }
 
+// The lock services every lock workload drives: coordd on each coordinator
+// and the peers.
+std::map<System, std::unique_ptr<TryLockDriver>> lockServices(const e2e::Daemon& coordd_zk,
+                                                              const e2e::Daemon& coordd_embedded,
+                                                              const e2e::ZooKeeper& zk, const EtcdServer& etcd) {
+  std::map<System, std::unique_ptr<TryLockDriver>> drivers;
+  drivers[System::kCoorddZk] = std::make_unique<CoorddLockDriver>(coordd_zk.address());
+  drivers[System::kCoorddEmbedded] = std::make_unique<CoorddLockDriver>(coordd_embedded.address());
+  drivers[System::kZkDirect] = std::make_unique<ZkDirectLockDriver>(zk.address());
+  drivers[System::kEtcd] = std::make_unique<EtcdLockDriver>(etcd.endpoint());
+  return drivers;
+}
+
 int run(const Options& options) {
   run_start = Clock::now();
   Results results;
@@ -146,10 +159,9 @@ int run(const Options& options) {
 
   if (wants("lock-cycle")) {
     std::map<System, std::unique_ptr<LockDriver>> drivers;
-    drivers[System::kCoorddZk] = std::make_unique<CoorddLockDriver>(coordd_zk.address());
-    drivers[System::kCoorddEmbedded] = std::make_unique<CoorddLockDriver>(coordd_embedded.address());
-    drivers[System::kZkDirect] = std::make_unique<ZkDirectLockDriver>(zk.address());
-    drivers[System::kEtcd] = std::make_unique<EtcdLockDriver>(etcd.endpoint());
+    for (auto& [system, driver] : lockServices(coordd_zk, coordd_embedded, zk, etcd)) {
+      drivers[system] = std::move(driver);
+    }
     drivers[System::kGrpcFloor] = std::make_unique<GrpcFloorDriver>(coordd_zk.address());
     // A server's first seconds under load are slower (ZooKeeper's JIT is
     // still compiling its request path): every system gets the same
@@ -173,12 +185,7 @@ int run(const Options& options) {
   }
 
   if (wants("contended")) {
-    std::map<System, std::unique_ptr<TryLockDriver>> drivers;
-    drivers[System::kCoorddZk] = std::make_unique<CoorddLockDriver>(coordd_zk.address());
-    drivers[System::kCoorddEmbedded] = std::make_unique<CoorddLockDriver>(coordd_embedded.address());
-    drivers[System::kZkDirect] = std::make_unique<ZkDirectLockDriver>(zk.address());
-    drivers[System::kEtcd] = std::make_unique<EtcdLockDriver>(etcd.endpoint());
-    for (auto& [system, driver] : drivers) {
+    for (auto& [system, driver] : lockServices(coordd_zk, coordd_embedded, zk, etcd)) {
       CyclePoint point =
           runContendedPoint(*driver, s.contended_clients, s.contended_locks, std::chrono::milliseconds(s.warmup_ms),
                             std::chrono::milliseconds(s.measure_ms));
